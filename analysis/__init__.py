@@ -1,0 +1,1 @@
+"""Analysis scripts over mpibench results files: plots and reports."""

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Laptop quickstart: install (launch/setup.sh), then run the default sweep with 3 ranks: rank 0 coordinates,
+# ranks 1 and 2 run the builtin SmolLM2-135M on the five study queries at every thread count up to this
+# machine's cores. Results and plots land in results/<run-id>/. Extra arguments go to `mpibench run`,
+# e.g. bash launch/quickstart.sh --threads 1,2 --repetitions 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash launch/setup.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # only read by Open MPI, needed as root
+exec .venv/bin/mpiexec -n "${MPIBENCH_RANKS:-3}" .venv/bin/mpibench run "$@"

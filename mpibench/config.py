@@ -1,0 +1,205 @@
+"""A sweep's configuration: TOML file plus CLI overrides, validated before anything runs."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+
+from mpibench.prompts import Prompt, study_prompts
+
+BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
+DEFAULT_MODEL = "smollm2-135m"
+TOP_LEVEL_KEYS = ("models", "prompts", "threads", "repetitions", "max_tokens", "n_ctx", "seed", "out", "plots")
+MODEL_KEYS = ("name", "path", "prompt_format")
+PROMPT_KEYS = ("id", "text", "category")
+
+
+class ConfigError(ValueError):
+    """A configuration the user must fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the sweep: a builtin (path found at run time) or a GGUF file path."""
+
+    name: str
+    path: str | None = None
+    builtin: str | None = None
+    prompt_format: str | None = None  # e.g. "Question: {prompt}\nAnswer:"; None: chat template or default
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    models: tuple[ModelSpec, ...] = (ModelSpec(DEFAULT_MODEL, builtin=DEFAULT_MODEL),)
+    prompts: tuple[Prompt, ...] = field(default_factory=study_prompts)
+    threads: tuple[int, ...] | None = None  # None: every count up to the cores available
+    repetitions: int = 1
+    max_tokens: int = 128
+    n_ctx: int = 2048
+    seed: int = 42
+    out: str | None = None
+    plots: bool = True
+
+    def hash(self) -> str:
+        """Hash of everything that decides the measurements (not where they are written)."""
+        return hashlib.sha256(self.canonical_json(measured_only=True).encode()).hexdigest()[:16]
+
+    def canonical_json(self, measured_only: bool = False) -> str:
+        data = asdict(self)
+        if measured_only:
+            del data["out"], data["plots"]
+        return json.dumps(data, sort_keys=True)
+
+
+def _unknown_key_error(key: str, valid: tuple[str, ...], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(valid)}."
+    return ConfigError(f"unknown key '{key}' in {where}.{hint}")
+
+
+def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in valid:
+            raise _unknown_key_error(key, valid, where)
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    """Parse '1,2,4,8', ranges '1-4' and geometric ranges '1-16*2' into positive integers."""
+    values: list[int] = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?:\*(\d+))?)?", part)
+        if not match:
+            raise ConfigError(f"{what}: '{part}' is not a number, a range like 1-4 or 1-16*2")
+        first, last, factor = int(match[1]), int(match[2] or match[1]), int(match[3] or 0)
+        if last < first:
+            raise ConfigError(f"{what}: range '{part}' ends before it starts")
+        if factor == 1:
+            raise ConfigError(f"{what}: '{part}' multiplies by 1 and never ends")
+        value = first
+        while value <= last:
+            values.append(value)
+            value = value * factor if factor else value + 1
+            if value == 0:
+                break
+    if not values:
+        raise ConfigError(f"{what}: no values given")
+    return tuple(values)
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _threads(value) -> tuple[int, ...]:
+    items = parse_int_list(value, "threads") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError("threads must be a non-empty list of positive integers, e.g. [1, 2, 4, 8]")
+    counts = tuple(_positive_int(t, "every thread count") for t in items)
+    return tuple(dict.fromkeys(counts))
+
+
+def model_from_entry(entry) -> ModelSpec:
+    """A model from a builtin name, a GGUF path, or a table {name, path, prompt_format}."""
+    if isinstance(entry, str):
+        if entry in BUILTIN_MODEL_NAMES:
+            return ModelSpec(entry, builtin=entry)
+        if not entry.strip():
+            raise ConfigError("a model entry is empty: give a builtin name or a GGUF file path")
+        stem = re.sub(r"\.gguf$", "", entry.rstrip("/").rsplit("/", 1)[-1], flags=re.I)
+        return ModelSpec(stem, path=entry)
+    if not isinstance(entry, dict):
+        raise ConfigError(f"a model must be a name, a path or a table, got {entry!r}")
+    _check_keys(entry, MODEL_KEYS, "a [[models]] table")
+    if "path" not in entry and entry.get("name") not in BUILTIN_MODEL_NAMES:
+        raise ConfigError(f"model table {entry!r} needs a 'path' to a GGUF file (or a builtin 'name')")
+    base = model_from_entry(entry.get("path") or entry["name"])
+    fmt = entry.get("prompt_format")
+    if fmt is not None and (not isinstance(fmt, str) or "{prompt}" not in fmt):
+        raise ConfigError(f"prompt_format of model '{base.name}' must be a string containing {{prompt}}")
+    return replace(base, name=str(entry.get("name", base.name)), prompt_format=fmt)
+
+
+def _prompts(entries) -> tuple[Prompt, ...]:
+    suite = {p.id: p for p in study_prompts()}
+    if isinstance(entries, str):
+        entries = [e.strip() for e in entries.split(",") if e.strip()]
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise ConfigError(f"the prompt list is empty: name some of {', '.join(suite)} or add [[prompts]] tables")
+    prompts = []
+    for entry in entries:
+        if isinstance(entry, str):
+            if entry not in suite:
+                raise _unknown_key_error(entry, tuple(suite), "the prompt ids")
+            prompts.append(suite[entry])
+        elif isinstance(entry, dict):
+            _check_keys(entry, PROMPT_KEYS, "a [[prompts]] table")
+            if not isinstance(entry.get("id"), str) or not isinstance(entry.get("text"), str) or not entry["text"].strip():
+                raise ConfigError(f"prompt {entry!r} needs a string 'id' and a non-empty 'text'")
+            prompts.append(Prompt(entry["id"], entry["text"], entry.get("category", "custom")))
+        else:
+            raise ConfigError(f"a prompt must be an id or a table with id and text, got {entry!r}")
+    ids = [p.id for p in prompts]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"prompt ids must be unique; repeated: {', '.join(duplicates)}")
+    return tuple(prompts)
+
+
+def _models(entries) -> tuple[ModelSpec, ...]:
+    if isinstance(entries, str):
+        entries = [e.strip() for e in entries.split(",") if e.strip()]
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise ConfigError("the model list is empty: name a builtin (" + ", ".join(BUILTIN_MODEL_NAMES) + ") or a GGUF path")
+    models = tuple(model_from_entry(e) for e in entries)
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"model names must be unique; repeated: {', '.join(duplicates)} (give tables a 'name')")
+    return models
+
+
+def build_config(toml_text: str | None = None, overrides: dict | None = None) -> SweepConfig:
+    """Validate a TOML text and CLI overrides (CLI wins) into a SweepConfig."""
+    try:
+        data = tomllib.loads(toml_text) if toml_text else {}
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"the configuration is not valid TOML: {error}") from None
+    _check_keys(data, TOP_LEVEL_KEYS, "the configuration")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    config = SweepConfig()
+    if "models" in data:
+        config = replace(config, models=_models(data["models"]))
+    if "prompts" in data:
+        config = replace(config, prompts=_prompts(data["prompts"]))
+    if "threads" in data:
+        config = replace(config, threads=_threads(data["threads"]))
+    for key in ("repetitions", "max_tokens", "n_ctx"):
+        if key in data:
+            config = replace(config, **{key: _positive_int(data[key], key)})
+    if "seed" in data:
+        if isinstance(data["seed"], bool) or not isinstance(data["seed"], int) or data["seed"] < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {data['seed']!r}")
+        config = replace(config, seed=data["seed"])
+    if "out" in data:
+        if not isinstance(data["out"], str) or not data["out"].strip():
+            raise ConfigError("out must be a directory path")
+        config = replace(config, out=data["out"])
+    if "plots" in data:
+        if not isinstance(data["plots"], bool):
+            raise ConfigError("plots must be true or false")
+        config = replace(config, plots=data["plots"])
+    return config
+
+
+def default_thread_counts(cores: int) -> tuple[int, ...]:
+    """Every count from 1 to `cores` up to 8 cores; beyond that powers of two plus `cores` itself."""
+    if cores <= 8:
+        return tuple(range(1, cores + 1))
+    counts = [1 << i for i in range(cores.bit_length()) if 1 << i <= cores]
+    return tuple(counts + ([cores] if counts[-1] != cores else []))

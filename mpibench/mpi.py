@@ -1,0 +1,103 @@
+"""The only module that imports mpi4py: transport between rank 0 and the workers, polite polling.
+
+Nothing here blocks in an MPI call while waiting: a blocking receive spins a core at 100 %, which
+would steal the very cores being measured. Waits poll with Iprobe and a sleep that backs off to 50 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+
+from mpi4py import MPI
+
+TAG_JOB, TAG_RESULT, TAG_STOP = 11, 12, 13
+LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
+
+
+class Backoff:
+    """Sleeps that start at 1 ms and double to 50 ms while nothing happens."""
+
+    def __init__(self, first: float = 0.001, longest: float = 0.05):
+        self.first, self.longest, self.delay = first, longest, first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    def sleep(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.longest)
+
+
+def comm_world():
+    return MPI.COMM_WORLD
+
+
+def library_version() -> str:
+    return MPI.Get_library_version().strip().splitlines()[0]
+
+
+def launcher_world_size(environ=os.environ) -> int | None:
+    """How many ranks the launcher meant to start, when it says so in the environment."""
+    for name in LAUNCHER_SIZE_VARIABLES:
+        if environ.get(name, "").isdigit():
+            return int(environ[name])
+    return None
+
+
+def gather(comm, value):
+    return comm.gather(value, root=0)
+
+
+def abort(comm, code: int) -> None:
+    comm.Abort(code)
+
+
+def receive_from_coordinator(comm) -> tuple[int, object]:
+    """Wait (polling, not spinning) for the next message from rank 0; returns (tag, message)."""
+    status, backoff = MPI.Status(), Backoff()
+    while not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+        backoff.sleep()
+    return status.Get_tag(), comm.recv(source=0, tag=status.Get_tag())
+
+
+class MpiTransport:
+    """Rank 0's side: send jobs and stops to workers, poll for their results."""
+
+    def __init__(self, comm):
+        self.comm, self.status = comm, MPI.Status()
+
+    def send_job(self, rank: int, job: dict) -> None:
+        self.comm.send(job, dest=rank, tag=TAG_JOB)
+
+    def poll(self) -> tuple[int, dict] | None:
+        if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_RESULT, status=self.status):
+            return None
+        source = self.status.Get_source()
+        return source, self.comm.recv(source=source, tag=TAG_RESULT)
+
+    def stop(self, rank: int, code: int) -> None:
+        self.comm.send(code, dest=rank, tag=TAG_STOP)
+
+
+class LocalTransport:
+    """Rank 0 alone (-n 1): jobs run in this process, one at a time."""
+
+    def __init__(self, execute: Callable[[dict], dict]):
+        self.execute = execute
+        self.done: deque[tuple[int, dict]] = deque()
+
+    def send_job(self, rank: int, job: dict) -> None:
+        self.done.append((rank, self.execute(job)))
+
+    def poll(self) -> tuple[int, dict] | None:
+        return self.done.popleft() if self.done else None
+
+    def stop(self, rank: int, code: int) -> None:
+        pass
+
+
+def send_result(comm, record: dict) -> None:
+    comm.send(record, dest=0, tag=TAG_RESULT)

@@ -1,0 +1,85 @@
+"""Runner child process: pins itself, loads one model once, then runs the tasks its worker sends.
+
+Started by worker.py as `python -m mpibench.runner` with the OpenMP environment already set. Protocol:
+one JSON object a line. stdin: a load request, then task requests. stdout (kept private: llama.cpp's
+own prints go to stderr): "loaded" or "error" once, then one "done" or "error" per task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from mpibench.affinity import format_cpu_list
+
+
+def cpus_seen() -> str:
+    """CPUs that this process's threads last ran on (field 39 of /proc/self/task/*/stat)."""
+    cpus = set()
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cpus.add(int(fields[36]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return format_cpu_list(cpus)
+
+
+def run_task(engine, request: dict) -> dict:
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started_unix = time.time()
+    generation = engine.generate(request["prompt"], request["max_tokens"])
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "event": "done",
+        "started_unix": started_unix,
+        "prompt_tokens": generation.prompt_tokens,
+        "token_ns": generation.token_ns,
+        "end_ns": generation.end_ns,
+        "answer": generation.text,
+        "finish_reason": generation.finish_reason,
+        "llama_prompt_ms": generation.llama_prompt_ms,
+        "llama_eval_ms": generation.llama_eval_ms,
+        "llama_prompt_n": generation.llama_prompt_n,
+        "llama_eval_n": generation.llama_eval_n,
+        "cpu_user_s": after.ru_utime - before.ru_utime,
+        "cpu_sys_s": after.ru_stime - before.ru_stime,
+        "peak_rss_bytes": after.ru_maxrss * 1024,
+        "cpus_seen": cpus_seen(),
+    }
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever the C library prints must not corrupt the protocol
+
+    def reply(message: dict) -> None:
+        replies.write(json.dumps(message) + "\n")
+
+    load = json.loads(sys.stdin.readline())
+    os.sched_setaffinity(0, load["cores"])
+    try:
+        from mpibench.engine.llama import LlamaEngine
+
+        started = time.perf_counter()
+        engine = LlamaEngine(load["model_path"], len(load["cores"]), load["n_ctx"], load["seed"], load["prompt_format"])
+        reply({"event": "loaded", "load_s": time.perf_counter() - started, "system_info": engine.system_info()})
+    except Exception as error:  # the worker records the reason on every task of this group
+        reply({"event": "error", "error": f"model failed to load: {error}"})
+        return 1
+    for line in sys.stdin:
+        try:
+            reply(run_task(engine, json.loads(line)))
+        except Exception as error:
+            traceback.print_exc()
+            reply({"event": "error", "error": f"{type(error).__name__}: {error}"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The results file: one HDF5 file per run, rewritten atomically from the run header and the journal."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from mpibench.store.schema import (
+    HOST_COLUMNS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS, SCHEMA_VERSION,
+    WORKER_COLUMNS,
+)
+
+_STR = h5py.string_dtype()
+_DTYPES = {"str": _STR, "int": np.int64, "float": np.float64}
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be read; the message says why."""
+
+
+def _table(group: h5py.Group, name: str, columns, rows: list[dict]) -> None:
+    dtype = np.dtype([(c, _DTYPES[k]) for c, k in columns])
+    data = np.array([tuple(row[c] for c, _ in columns) for row in rows], dtype=dtype)
+    group.create_dataset(name, data=data, maxshape=(None,), chunks=True if rows else (64,))
+
+
+def _rows(dataset: h5py.Dataset) -> list[dict]:
+    names = dataset.dtype.names
+    return [
+        {n: (v.decode("utf-8") if isinstance(v, bytes) else v.item()) for n, v in zip(names, row)}
+        for row in dataset[()]
+    ]
+
+
+def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
+    """Write the whole file to a temporary name, then rename it: readers never see a half-written file."""
+    path = Path(path)
+    records = sorted(records, key=lambda r: r["index"])
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        for key in ("mpibench_version", "run_id", "config_hash", "config_json", "config_toml",
+                    "mpi_library_version", "started", "finished", "status"):
+            f.attrs[key] = str(header.get(key, ""))
+        f.attrs["world_size"] = int(header["world_size"])
+        f.attrs["total_tasks"] = int(header["total_tasks"])
+        f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
+        _table(f, "hosts", HOST_COLUMNS, header["hosts"])
+        _table(f, "workers", WORKER_COLUMNS, header["workers"])
+        _table(f, "models", MODEL_COLUMNS, header["models"])
+        _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
+        _table(f, "results", RESULT_COLUMNS, records)
+        for column, definition in RESULT_DEFINITIONS.items():
+            f["results"].attrs[column] = definition
+        f.create_dataset("answers", data=np.array([r["answer"] for r in records], dtype=object),
+                         dtype=_STR, maxshape=(None,))
+        token_times = f.create_dataset("token_times_ns", (len(records),), dtype=h5py.vlen_dtype(np.int64),
+                                       maxshape=(None,))
+        for i, record in enumerate(records):
+            token_times[i] = np.asarray(record["token_ns"], dtype=np.int64)
+        token_times.attrs["definition"] = "arrival time of each generated token, ns since the request started"
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Results:
+    attrs: dict
+    hosts: list[dict]
+    workers: list[dict]
+    models: list[dict]
+    prompts: list[dict]
+    results: list[dict]  # one dict a task, with its "answer" and "token_ns"
+
+
+def read_results(path: str | Path) -> Results:
+    """Read a results file written by any schema version this mpibench knows."""
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ResultsFileError(f"{path}: not a readable HDF5 file ({error})") from None
+    with f:
+        version = int(f.attrs.get("schema_version", -1))
+        if version == -1:
+            raise ResultsFileError(f"{path}: not an mpibench results file (no schema_version)")
+        if version > SCHEMA_VERSION:
+            raise ResultsFileError(f"{path}: schema version {version} is newer than this mpibench "
+                                   f"reads ({SCHEMA_VERSION}); upgrade mpibench")
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        results = _rows(f["results"])
+        answers = f["answers"].asstr()[()]
+        for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
+            row["answer"] = answer
+            row["token_ns"] = [int(t) for t in times]
+        return Results(attrs, _rows(f["hosts"]), _rows(f["workers"]), _rows(f["models"]),
+                       _rows(f["prompts"]), results)

@@ -1,0 +1,57 @@
+"""Columns of the results file's tables: one list, shared by the writer, the reader and the runner."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
+RESULT_COLUMNS = (
+    ("task_id", "str"), ("index", "int"), ("model", "str"), ("prompt_id", "str"),
+    ("threads", "int"), ("repetition", "int"), ("status", "str"), ("error", "str"),
+    ("rank", "int"), ("hostname", "str"), ("cores", "str"), ("cpus_seen", "str"),
+    ("prompt_format", "str"), ("load_s", "float"), ("prompt_tokens", "int"),
+    ("generated_tokens", "int"), ("finish_reason", "str"), ("ttft_s", "float"),
+    ("prefill_tok_s", "float"), ("decode_tok_s", "float"), ("tpot_s", "float"),
+    ("itl_median_s", "float"), ("itl_max_s", "float"), ("e2e_s", "float"),
+    ("cpu_user_s", "float"), ("cpu_sys_s", "float"), ("peak_rss_bytes", "int"),
+    ("llama_prompt_ms", "float"), ("llama_eval_ms", "float"), ("llama_prompt_n", "int"),
+    ("llama_eval_n", "int"), ("started_unix", "float"),
+)
+
+RESULT_DEFINITIONS = {
+    "load_s": "seconds to load the model in this task's runner (once per runner, repeated on each of its tasks)",
+    "ttft_s": "time to first token: request start to first generated token, prefill included",
+    "prefill_tok_s": "prompt tokens / TTFT",
+    "decode_tok_s": "(generated tokens - 1) / (last token time - first token time)",
+    "tpot_s": "time per output token: (e2e - TTFT) / (generated tokens - 1)",
+    "itl_median_s": "median inter-token latency (gap between consecutive tokens)",
+    "itl_max_s": "largest inter-token latency",
+    "e2e_s": "request start to end of generation",
+    "cpu_user_s": "user CPU seconds of the runner process during the task",
+    "cpu_sys_s": "system CPU seconds of the runner process during the task",
+    "peak_rss_bytes": "peak resident memory of the runner process so far",
+    "llama_prompt_ms": "llama.cpp's own prompt-eval time (cross-check of TTFT)",
+    "llama_eval_ms": "llama.cpp's own token-eval time (cross-check of the decode)",
+    "cores": "CPUs the runner was pinned to",
+    "cpus_seen": "CPUs the runner's threads were last seen on after the task (/proc)",
+}
+
+HOST_COLUMNS = (
+    ("hostname", "str"), ("cpu_model", "str"), ("logical_cpus", "int"), ("physical_cores", "int"),
+    ("memory_bytes", "int"), ("kernel", "str"), ("governor", "str"), ("smt", "str"), ("cpus", "str"),
+)
+WORKER_COLUMNS = (("rank", "int"), ("hostname", "str"), ("pid", "int"), ("cpus", "str"))
+MODEL_COLUMNS = (
+    ("name", "str"), ("path", "str"), ("size_bytes", "int"), ("mtime", "float"),
+    ("architecture", "str"), ("quantization", "str"), ("parameters", "int"),
+    ("context_length", "int"), ("has_chat_template", "int"), ("prompt_format", "str"),
+)
+PROMPT_COLUMNS = (("id", "str"), ("category", "str"), ("text", "str"))
+
+
+def empty_result(**known) -> dict:
+    """A result row with every column present: NaN floats, zero ints, empty strings, then `known`."""
+    defaults = {"str": "", "int": 0, "float": float("nan")}
+    row = {name: defaults[kind] for name, kind in RESULT_COLUMNS}
+    row.update(known)
+    return row

@@ -1,0 +1,104 @@
+"""A worker: runs jobs in a runner child process pinned to the job's cores, and turns replies into records.
+
+The runner lives as long as consecutive jobs share its (model, cores, settings), so a model is loaded once
+per group. While a runner measures, the worker blocks on the runner's pipe, which costs no CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+from mpibench.affinity import format_cpu_list, runner_environment
+from mpibench.metrics import latency
+from mpibench.store.schema import empty_result
+
+STDERR_TAIL = 2000
+
+
+class Runner:
+    """One runner child process and the key of the group it serves."""
+
+    def __init__(self, key: tuple, job: dict):
+        self.key = key
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mpibench.runner"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+            env=runner_environment(tuple(job["cores"]), os.environ),
+        )
+        load = {k: job[k] for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format")}
+        self.loaded = self.request(load)
+
+    def request(self, message: dict) -> dict:
+        """Send one request and wait for its reply; a dead runner yields an error reply saying why."""
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if line:
+            return json.loads(line)
+        code = self.process.wait()
+        reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return {"event": "error", "error": f"runner {reason}: {self.stderr_tail()}", "dead": True}
+
+    def stderr_tail(self) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
+        return self.stderr.read().decode("utf-8", errors="replace").strip()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.stderr.close()
+
+
+class Worker:
+    def __init__(self, rank: int):
+        self.rank = rank
+        self.hostname = socket.gethostname()
+        self.runner: Runner | None = None
+
+    def execute(self, job: dict) -> dict:
+        """Run one job and return its result record (status "failed" with the reason if it could not run)."""
+        key = tuple(json.dumps(job[k]) for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format"))
+        if self.runner is None or self.runner.key != key:
+            self.close()
+            self.runner = Runner(key, job)
+        task = job["task"]
+        record = empty_result(
+            **{k: task[k] for k in ("index", "model", "prompt_id", "threads", "repetition")},
+            task_id=task["id"], rank=self.rank, hostname=self.hostname, cores=format_cpu_list(job["cores"]),
+            prompt_format=job["prompt_format"], status="failed", answer="", token_ns=[],
+        )
+        loaded = self.runner.loaded
+        if loaded["event"] != "loaded":
+            record["error"] = loaded["error"]
+            return record
+        reply = self.runner.request({"prompt": job["prompt_text"], "max_tokens": job["max_tokens"]})
+        if reply.get("dead"):
+            self.close()
+        if reply["event"] != "done":
+            record["error"] = reply["error"]
+            return record
+        metrics = latency(reply["token_ns"], reply["end_ns"], reply["prompt_tokens"])
+        record.update({k: v for k, v in reply.items() if k in record or k in ("answer", "token_ns")})
+        record.update(vars(metrics), status="ok", load_s=loaded["load_s"], generated_tokens=len(reply["token_ns"]))
+        record["system_info"] = loaded["system_info"]
+        return record
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None

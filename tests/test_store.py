@@ -1,0 +1,65 @@
+import math
+
+import h5py
+import pytest
+
+from mpibench.store.hdf5 import ResultsFileError, read_results, write_results
+from mpibench.store.journal import Journal, read_journal
+from mpibench.store.schema import empty_result
+
+
+def header(total=2):
+    return {
+        "run_id": "r1", "mpibench_version": "0", "config_hash": "h", "config_json": "{}", "config_toml": "",
+        "mpi_library_version": "MPI", "world_size": 3, "total_tasks": total, "started": "t", "status": "complete",
+        "hosts": [{"hostname": "h", "cpu_model": "cpu", "logical_cpus": 2, "physical_cores": 2,
+                   "memory_bytes": 1, "kernel": "k", "governor": "g", "smt": "off", "cpus": "0-1"}],
+        "workers": [{"rank": 0, "hostname": "h", "pid": 1, "cpus": "0"}],
+        "models": [{"name": "m", "path": "/m", "size_bytes": 1, "mtime": 0.0, "architecture": "llama",
+                    "quantization": "Q4_1", "parameters": 5, "context_length": 8, "has_chat_template": 1,
+                    "prompt_format": "chat"}],
+        "prompts": [{"id": "pi", "category": "factual", "text": "What is the value of pi?"}],
+    }
+
+
+def record(index, **kw):
+    return empty_result(index=index, task_id=f"t{index}", model="m", prompt_id="pi", threads=1, status="ok",
+                        answer=f"answer {index} π", token_ns=[1, 2, 3][: index + 1], **kw)
+
+
+def test_journal_survives_a_torn_last_line(tmp_path, capsys):
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append({"a": 1})
+    journal.append({"a": 2})
+    journal.close()
+    with open(tmp_path / "j.jsonl", "a") as f:
+        f.write('{"a": 3, "b"')
+    assert read_journal(tmp_path / "j.jsonl") == [{"a": 1}, {"a": 2}]
+    assert "torn last line" in capsys.readouterr().err
+
+
+def test_hdf5_round_trip_keeps_rows_answers_and_token_times(tmp_path):
+    path = tmp_path / "results.h5"
+    write_results(path, header(), [record(1, e2e_s=2.5), record(0)])
+    results = read_results(path)
+    assert [r["index"] for r in results.results] == [0, 1]
+    assert results.results[1]["answer"] == "answer 1 π" and results.results[1]["token_ns"] == [1, 2]
+    assert results.results[1]["e2e_s"] == 2.5 and math.isnan(results.results[0]["e2e_s"])
+    assert results.models[0]["quantization"] == "Q4_1" and results.attrs["world_size"] == 3
+    assert not (tmp_path / "results.h5.tmp").exists()
+    with h5py.File(path) as f:  # plain h5py sees a table with definitions
+        assert "time to first token" in f["results"].attrs["ttft_s"]
+
+
+def test_reader_refuses_newer_schema_and_non_results_files(tmp_path):
+    path = tmp_path / "results.h5"
+    write_results(path, header(), [record(0)])
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(ResultsFileError, match="newer"):
+        read_results(path)
+    (tmp_path / "x.h5").write_text("no")
+    with pytest.raises(ResultsFileError, match="not a readable HDF5"):
+        read_results(tmp_path / "x.h5")
+    with pytest.raises(ResultsFileError, match="no such file"):
+        read_results(tmp_path / "missing.h5")
