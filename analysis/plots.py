@@ -72,14 +72,21 @@ def _scaling_figure(all_cells, models, path) -> Path:
 
 def _model_size_figure(all_cells, parameters: dict[str, int], path) -> Path:
     prompts = sorted({c.prompt_id for c in all_cells})
-    fig, axes = plt.subplots(1, len(prompts), figsize=(4 * len(prompts), 3.8), squeeze=False)
-    for ax, prompt in zip(axes[0], prompts):
+    columns = min(3, len(prompts))
+    rows = -(-len(prompts) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(prompts):]:
+        ax.set_visible(False)
+    for ax, prompt in zip(axes.flat, prompts):
         for threads in sorted({c.threads for c in all_cells}):
             points = sorted((parameters[c.model], c.medians["e2e_s"], c.model) for c in all_cells
                             if c.prompt_id == prompt and c.threads == threads)
             ax.plot([p[0] / 1e6 for p in points], [p[1] for p in points], marker="o", label=f"{threads} threads")
-        ax.set(title=prompt, xlabel="model parameters (millions)", ylabel="end-to-end time (s)")
+        ax.set(title=prompt, xlabel="model (parameters, log scale)", ylabel="end-to-end time (s)")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks([p / 1e6 for p in parameters.values()],
+                      [f"{name}\n{p / 1e6:,.0f}M" for name, p in parameters.items()], fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("runtime against model size")

@@ -67,12 +67,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from analysis.plots import draw_all
+    from analysis.plots import main as plots_main
 
-    out = Path(args.out) if args.out else Path(args.results).parent / "plots"
-    for path in draw_all(args.results, out):
-        print(path)
-    return 0
+    return plots_main([args.results] + (["--out", args.out] if args.out else []))
 
 
 def cmd_models(args) -> int:

@@ -110,3 +110,14 @@ def test_existing_run_is_not_overwritten(sweeps):
     proc = mpibench(2, *SWEEP, "--out", str(out), timeout=120)
     assert proc.returncode == 2 and "--force" in proc.stderr
     assert (out / "results.h5").read_bytes() == before
+
+
+def test_a_model_without_chat_template_gets_a_completion_prompt(tmp_path):
+    out = tmp_path / "run"
+    proc = mpibench(1, "--models", "gemma3-270m", "--prompts", "pi", "--threads", "1", "--max-tokens", "32",
+                    "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = read_results(out / "results.h5").results
+    assert row["status"] == "ok" and row["prompt_format"] == "Question: {prompt}\nAnswer:"
+    assert "3.14" in row["answer"] and "Question:" not in row["answer"]
+    assert row["finish_reason"] == "stop"

@@ -21,7 +21,7 @@ class Generation:
     token_ns: list[int]  # arrival of each generated token, ns since the request started
     end_ns: int
     text: str
-    finish_reason: str  # "stop" (end-of-generation token) or "length" (max_tokens reached)
+    finish_reason: str  # "stop" (end-of-generation token or completion stop text) or "length" (max_tokens)
     llama_prompt_ms: float
     llama_eval_ms: float
     llama_prompt_n: int
@@ -40,6 +40,10 @@ class LlamaEngine:
         if prompt_format == CHAT and not template:
             raise ValueError(f"{model_path} has no chat template; give the model a prompt_format")
         self._chat = None
+        self._stop = b""
+        if prompt_format != CHAT:  # a base model goes on with the next "Question:": stop there
+            lead = prompt_format.split("{prompt}", 1)[0].strip()
+            self._stop = ("\n" + lead).encode("utf-8") if lead else b""
         if prompt_format == CHAT:
             model = self.llm._model
             eos, bos = self.llm.token_eos(), self.llm.token_bos()
@@ -71,6 +75,7 @@ class LlamaEngine:
         llama_cpp.llama_perf_context_reset(ctx)
         generated: list[int] = []
         stamps: list[int] = []
+        tail = b""  # the last bytes generated, enough to see the completion stop text
         finish = "length"
         clock = time.perf_counter_ns
         start = clock()
@@ -81,10 +86,19 @@ class LlamaEngine:
                 finish = "stop"
                 break
             generated.append(token)
+            if self._stop:
+                piece = self.llm.detokenize([token])
+                tail = (tail + piece)[-(len(self._stop) + len(piece)):]
+                if self._stop in tail:
+                    finish = "stop"
+                    break
             if len(generated) >= budget:
                 break
         end = clock() - start
         perf = llama_cpp.llama_perf_context(ctx)
-        text = self.llm.detokenize(generated).decode("utf-8", errors="replace")
+        text = self.llm.detokenize(generated)
+        if self._stop and self._stop in text:
+            text = text[: text.index(self._stop)]
+        text = text.decode("utf-8", errors="replace")
         return Generation(len(tokens), stamps, end, text, finish, perf.t_p_eval_ms, perf.t_eval_ms,
                           perf.n_p_eval, perf.n_eval)
