@@ -36,7 +36,7 @@ def comm_world():
 
 
 def library_version() -> str:
-    return MPI.Get_library_version().strip().splitlines()[0]
+    return MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
 
 
 def launcher_world_size(environ=os.environ) -> int | None:

@@ -23,9 +23,14 @@ class ResultsFileError(ValueError):
     """A results file that cannot be read; the message says why."""
 
 
+def _text(value: str) -> str:
+    """HDF5 strings cannot hold NUL characters (a model may generate them): store U+FFFD instead."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _table(group: h5py.Group, name: str, columns, rows: list[dict]) -> None:
     dtype = np.dtype([(c, _DTYPES[k]) for c, k in columns])
-    data = np.array([tuple(row[c] for c, _ in columns) for row in rows], dtype=dtype)
+    data = np.array([tuple(_text(row[c]) if k == "str" else row[c] for c, k in columns) for row in rows], dtype=dtype)
     group.create_dataset(name, data=data, maxshape=(None,), chunks=True if rows else (64,))
 
 
@@ -46,7 +51,7 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         f.attrs["schema_version"] = SCHEMA_VERSION
         for key in ("mpibench_version", "run_id", "config_hash", "config_json", "config_toml",
                     "mpi_library_version", "started", "finished", "status"):
-            f.attrs[key] = str(header.get(key, ""))
+            f.attrs[key] = _text(str(header.get(key, "")))
         f.attrs["world_size"] = int(header["world_size"])
         f.attrs["total_tasks"] = int(header["total_tasks"])
         f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
@@ -57,7 +62,7 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         _table(f, "results", RESULT_COLUMNS, records)
         for column, definition in RESULT_DEFINITIONS.items():
             f["results"].attrs[column] = definition
-        f.create_dataset("answers", data=np.array([r["answer"] for r in records], dtype=object),
+        f.create_dataset("answers", data=np.array([_text(r["answer"]) for r in records], dtype=object),
                          dtype=_STR, maxshape=(None,))
         token_times = f.create_dataset("token_times_ns", (len(records),), dtype=h5py.vlen_dtype(np.int64),
                                        maxshape=(None,))
