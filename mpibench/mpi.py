@@ -6,15 +6,19 @@ would steal the very cores being measured. Waits poll with Iprobe and a sleep th
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable
 
-from mpi4py import MPI
+import mpi4py
+
+from mpibench import launcher
+
+mpi4py.rc.initialize = False  # comm_world() starts MPI, once the launcher is known to suit this MPI
+mpi4py.rc.finalize = True
+from mpi4py import MPI  # noqa: E402
 
 TAG_JOB, TAG_RESULT, TAG_STOP = 11, 12, 13
-LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
 
 
 class Backoff:
@@ -32,6 +36,10 @@ class Backoff:
 
 
 def comm_world():
+    """MPI_COMM_WORLD; the first call starts MPI, after checking that the launcher can start this MPI's ranks."""
+    if not MPI.Is_initialized():
+        launcher.check_library(MPI.Get_library_version())
+        MPI.Init_thread(MPI.THREAD_MULTIPLE)
     return MPI.COMM_WORLD
 
 
@@ -39,12 +47,13 @@ def library_version() -> str:
     return MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
 
 
-def launcher_world_size(environ=os.environ) -> int | None:
-    """How many ranks the launcher meant to start, when it says so in the environment."""
-    for name in LAUNCHER_SIZE_VARIABLES:
-        if environ.get(name, "").isdigit():
-            return int(environ[name])
-    return None
+def node_leader(comm) -> int:
+    """The lowest world rank on this rank's node, as MPI sees nodes (the node-local communicator)."""
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+    try:
+        return local.allreduce(comm.rank, op=MPI.MIN)
+    finally:
+        local.Free()
 
 
 def gather(comm, value):

@@ -2,8 +2,13 @@
 
 Measurement isolation: a node runs one task at a time, so no two measurements share its memory
 bandwidth; several workers on one node take turns. A task with t threads gets the first t cores of its
-node (physical cores first). A worker keeps its model loaded between tasks, so the scheduler prefers to
-give a worker more tasks of the group (model, threads) it ran last.
+node (physical cores first), and goes only to a node with at least t cores.
+
+Loading costs: a worker keeps its runner (model loaded, thread count set) between tasks of one group
+(model, threads), and a node keeps the model files it has read in its page cache. So a free node takes,
+in this order: a group one of its workers holds; a model it has read before; a model no other node has
+read; a group no worker holds; anything that fits. A large model is read from disk about once per node
+that needs it, and no node idles while work that fits it remains.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ class Scheduler:
     def __init__(self, tasks: Iterable[Task], worker_nodes: Mapping[int, str], node_cores: Mapping[str, tuple[int, ...]]):
         self.pending: list[Task] = list(tasks)
         self.worker_nodes = dict(worker_nodes)
-        self.node_cores = dict(node_cores)
+        self.node_cores = {n: c for n, c in node_cores.items() if n in set(self.worker_nodes.values())}
         self.running: dict[int, Assignment] = {}
-        self.last_group: dict[int, tuple[str, int]] = {}
+        self.last_group: dict[int, tuple[str, int]] = {}  # rank -> group its runner holds
+        self.node_models: dict[str, set[str]] = {n: set() for n in self.node_cores}  # models each node has read
         if not self.worker_nodes:
             raise ValueError("no workers to schedule on")
         stuck = unplaceable(self.pending, self.node_cores)
@@ -46,40 +52,65 @@ class Scheduler:
         return not self.pending and not self.running
 
     def assign(self) -> list[Assignment]:
-        """Start as many tasks as free nodes allow; returns the new assignments."""
+        """Start a task on every free node that has one it fits; returns the new assignments."""
         busy_nodes = {a.node for a in self.running.values()}
         started = []
         for node, cores in self.node_cores.items():
-            if node in busy_nodes:
+            fitting = [t for t in self.pending if t.threads <= len(cores)]
+            if node in busy_nodes or not fitting:
                 continue
-            free = [r for r, n in self.worker_nodes.items() if n == node and r not in self.running]
-            choice = self._choose(free, len(cores))
-            if choice is None:
-                continue
-            rank, task = choice
+            ranks = [r for r, n in self.worker_nodes.items() if n == node]  # a free node's ranks are all free
+            rank, task = self._choose(node, ranks, fitting)
             self.pending.remove(task)
             assignment = Assignment(rank, node, task, cores[: task.threads])
             self.running[rank] = assignment
             self.last_group[rank] = task.group
+            self.node_models[node].add(task.model)
             started.append(assignment)
         return started
 
-    def _choose(self, free_ranks: list[int], n_cores: int) -> tuple[int, Task] | None:
-        fitting = [t for t in self.pending if t.threads <= n_cores]
-        if not free_ranks or not fitting:
-            return None
-        for task in fitting:  # keep a worker on the group it has loaded
-            for rank in free_ranks:
-                if self.last_group.get(rank) == task.group:
-                    return rank, task
-        task = fitting[0]
-        loaded_elsewhere = {self.last_group.get(r) for r in self.worker_nodes if r not in free_ranks}
-        if task.group in loaded_elsewhere:  # another worker holds this group: leave it to them
-            others = [t for t in fitting if t.group not in loaded_elsewhere]
-            task = others[0] if others else task
-        fresh = [r for r in free_ranks if r not in self.last_group]
-        return (fresh or free_ranks)[0], task
+    def _choose(self, node: str, ranks: list[int], fitting: list[Task]) -> tuple[int, Task]:
+        held = {self.last_group[r]: r for r in ranks if r in self.last_group}
+        for task in fitting:
+            if task.group in held:
+                return held[task.group], task
+        read_here = self.node_models[node]
+        read_elsewhere = set().union(*(m for n, m in self.node_models.items() if n != node))
+        held_anywhere = set(self.last_group.values())
+        preferences = (
+            lambda t: t.model in read_here and t.group not in held_anywhere,
+            lambda t: t.model in read_here,
+            lambda t: t.model not in read_elsewhere,
+            lambda t: t.group not in held_anywhere,
+        )
+        task = next((t for wanted in preferences for t in fitting if wanted(t)), fitting[0])
+        return self._rank_for_new_group(ranks), task
+
+    def _rank_for_new_group(self, ranks: list[int]) -> int:
+        """A rank whose runner's group is finished (replacing it frees its memory), else one without a runner."""
+        pending_groups = {t.group for t in self.pending}
+        finished = [r for r in ranks if r in self.last_group and self.last_group[r] not in pending_groups]
+        fresh = [r for r in ranks if r not in self.last_group]
+        return (finished or fresh or ranks)[0]
 
     def complete(self, rank: int) -> Assignment:
         """Mark the task running on `rank` finished; returns its assignment."""
         return self.running.pop(rank)
+
+    def drop_model(self, model: str) -> list[Task]:
+        """Withdraw the pending tasks of a model (it cannot load); returns them."""
+        dropped = [t for t in self.pending if t.model == model]
+        self.pending = [t for t in self.pending if t.model != model]
+        return dropped
+
+    def lose_worker(self, rank: int) -> tuple[Assignment | None, list[Task]]:
+        """Forget a worker that stopped answering: returns the task it held and the pending tasks that no
+        remaining node can run (both withdrawn)."""
+        node = self.worker_nodes.pop(rank)
+        self.last_group.pop(rank, None)
+        if node not in self.worker_nodes.values():
+            del self.node_cores[node]
+            del self.node_models[node]
+        stuck = unplaceable(self.pending, self.node_cores)
+        self.pending = [t for t in self.pending if t not in stuck]
+        return self.running.pop(rank, None), stuck

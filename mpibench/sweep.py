@@ -13,15 +13,16 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from mpibench import __version__, mpi
-from mpibench.affinity import format_cpu_list, physical_first
-from mpibench.config import ConfigError, SweepConfig, default_thread_counts
+from mpibench import __version__, launcher, mpi
+from mpibench.affinity import format_cpu_list
+from mpibench.config import ConfigError, SweepConfig
 from mpibench.coordinator import coordinate
 from mpibench.metadata import rank_facts, software_versions
 from mpibench.models import ModelError, ModelInfo, inspect_model
+from mpibench.placement import choose_threads, describe, fit_warnings, placement
 from mpibench.progress import Progress
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.store.hdf5 import write_results
@@ -35,37 +36,6 @@ HDF5_REFRESH_S = 30.0
 
 class RunError(Exception):
     """A problem with the launch or the output directory; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Placement:
-    worker_nodes: dict[int, str]  # rank -> hostname
-    node_cores: dict[str, tuple[int, ...]]  # hostname -> its cores, physical first
-
-
-def placement(facts: list[dict]) -> Placement:
-    """Nodes from the ranks' hostnames; a node offers the union of its ranks' CPU sets."""
-    cpus: dict[str, set[int]] = {}
-    siblings: dict[str, dict] = {}
-    for fact in facts:
-        cpus.setdefault(fact["hostname"], set()).update(fact["cpus"])
-        siblings.setdefault(fact["hostname"], {}).update(fact["siblings"])
-    node_cores = {host: physical_first(c, siblings[host]) for host, c in cpus.items()}
-    ranks = range(1, len(facts)) if len(facts) > 1 else range(1)
-    return Placement({r: facts[r]["hostname"] for r in ranks}, node_cores)
-
-
-def choose_threads(config: SweepConfig, place: Placement) -> tuple[int, ...]:
-    """The thread counts to sweep: as configured (each must fit a node) or every count up to the smallest node."""
-    if config.threads is None:
-        return default_thread_counts(min(len(c) for c in place.node_cores.values()))
-    largest = max(len(c) for c in place.node_cores.values())
-    too_many = [t for t in config.threads if t > largest]
-    if too_many:
-        nodes = ", ".join(f"{h}: {len(c)} cores ({format_cpu_list(c)})" for h, c in place.node_cores.items())
-        raise ConfigError(f"thread counts {too_many} exceed the cores any node offers this job ({nodes}); "
-                          "use smaller counts or launch with more cores per node")
-    return config.threads
 
 
 def prepare_run_dir(config: SweepConfig, run_id: str, force: bool) -> Path:
@@ -119,9 +89,13 @@ def coordinate_run(comm, config: SweepConfig, config_toml: str, facts: list[dict
     """Rank 0: validate, plan, run every task, and write results.h5 (also when interrupted)."""
     place = placement(facts)
     threads = choose_threads(config, place)
+    for line in describe(place):
+        print(f"mpibench: {line}", file=sys.stderr)
+    for line in fit_warnings(threads, place):
+        print(f"mpibench: warning: {line}", file=sys.stderr)
     models = {m.name: inspect_model(m) for m in config.models}
     tasks = expand(config, threads)
-    scheduler = Scheduler(tasks, place.worker_nodes, place.node_cores)
+    scheduler = Scheduler(tasks, place.worker_nodes, place.worker_node_cores)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
     run_dir = prepare_run_dir(config, run_id, force)
     header = {
@@ -129,6 +103,7 @@ def coordinate_run(comm, config: SweepConfig, config_toml: str, facts: list[dict
         "config_json": config.canonical_json(), "config_toml": config_toml,
         "mpi_library_version": mpi.library_version(), "world_size": comm.size, "total_tasks": len(tasks),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running", "software": software_versions(),
+        "launch": launcher.launch_environment(),
         "hosts": [dict(f["host"], cpus=format_cpu_list(place.node_cores[f["hostname"]]))
                   for f in {f["hostname"]: f for f in facts}.values()],
         "workers": [{"rank": i, "hostname": f["hostname"], "pid": f["pid"], "cpus": format_cpu_list(f["cpus"])}
@@ -186,20 +161,19 @@ def coordinate_run(comm, config: SweepConfig, config_toml: str, facts: list[dict
 
 def run(config_loader, force: bool, draw_plots: bool) -> int:
     """Entry of `mpibench run` on every rank. `config_loader` returns (config, toml text) on rank 0."""
-    comm = mpi.comm_world()
-    expected = mpi.launcher_world_size()
-    if expected is not None and expected != comm.size:
-        print(f"mpibench: error: the launcher started {expected} ranks but MPI sees a world of {comm.size}: "
-              "mpi4py is built against a different MPI than the mpirun you used. Use the mpirun of the MPI "
-              "that mpi4py uses (python -c 'import mpi4py; print(mpi4py.get_config())').", file=sys.stderr)
+    try:
+        comm = mpi.comm_world()
+        launcher.check_world_size(comm.size)
+    except launcher.LaunchError as error:
+        print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
-    facts = mpi.gather(comm, rank_facts())
+    facts = mpi.gather(comm, dict(rank_facts(), node=mpi.node_leader(comm)))
     if comm.rank != 0:
         return serve(comm, comm.rank)
     try:
         config, config_toml = config_loader()
         return coordinate_run(comm, config, config_toml, facts, force, draw_plots)
-    except (ConfigError, ModelError, RunError) as error:
+    except (ConfigError, launcher.LaunchError, ModelError, RunError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         transport = mpi.MpiTransport(comm)
         for rank in range(1, comm.size):

@@ -43,7 +43,8 @@ def sweeps(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("ranks, worker_ranks", [(1, {0}), (2, {1}), (3, {1, 2})])
+# One node: rank 1 keeps the work and rank 2 stays a spare, so the node holds one model in memory at a time.
+@pytest.mark.parametrize("ranks, worker_ranks", [(1, {0}), (2, {1}), (3, {1})])
 def test_sweep_records_every_task_once_with_real_measurements(sweeps, ranks, worker_ranks):
     out, _ = sweeps[ranks]
     results = read_results(out / "results.h5")

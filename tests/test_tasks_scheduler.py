@@ -20,14 +20,27 @@ def test_expand_covers_the_matrix_with_stable_unique_ids():
 
 
 def run_to_end(scheduler):
+    """Run in lockstep (every started task finishes before the next round); no node may idle while work fits it."""
     order = []
     while not scheduler.done:
         started = scheduler.assign()
         assert started, "scheduler stalled"
+        for node, cores in scheduler.node_cores.items():
+            if node not in {a.node for a in started}:
+                assert not [t for t in scheduler.pending if t.threads <= len(cores)], f"{node} idles"
         for a in started:
             order.append(a)
             scheduler.complete(a.rank)
     return order
+
+
+def loads(order):
+    """How many runners were started: a rank starting a group other than the one it holds."""
+    held, count = {}, 0
+    for a in order:
+        count += held.get(a.rank) != a.task.group
+        held[a.rank] = a.task.group
+    return count
 
 
 def test_every_task_once_and_one_task_per_node_at_a_time():
@@ -48,14 +61,33 @@ def test_cores_are_the_first_of_the_node_and_match_threads():
         assert a.cores == (3, 7, 5)[: a.task.threads]
 
 
-def test_worker_keeps_its_group_to_avoid_reloading():
-    tasks = expand(config(models="a.gguf,b.gguf"), (1,))
+def test_each_group_is_loaded_once_and_a_finished_runner_is_replaced_not_kept():
+    tasks = expand(config(models="a.gguf,b.gguf", repetitions=2), (1, 2))
     order = run_to_end(Scheduler(tasks, {1: "n", 2: "n"}, {"n": (0, 1)}))
-    by_rank = {}
+    assert loads(order) == 4  # (a,1) (a,2) (b,1) (b,2): one runner each
+    assert {a.rank for a in order} == {1}  # rank 2 never holds a second model in the node's memory
+
+
+def test_a_model_stays_on_the_node_that_read_it():
+    tasks = expand(config(models="a.gguf,b.gguf,c.gguf"), (1, 2))
+    order = run_to_end(Scheduler(tasks, {1: "n1", 2: "n2", 3: "n3"}, {n: (0, 1) for n in ("n1", "n2", "n3")}))
+    nodes = {}
     for a in order:
-        by_rank.setdefault(a.rank, []).append(a.task.group)
-    switches = sum(g1 != g2 for groups in by_rank.values() for g1, g2 in zip(groups, groups[1:]))
-    assert switches == 0
+        nodes.setdefault(a.task.model, set()).add(a.node)
+    assert sorted(map(sorted, nodes.values())) == [["n1"], ["n2"], ["n3"]]
+    assert loads(order) == 6
+
+
+def test_one_model_on_two_nodes_is_read_once_per_node_and_splits_its_groups():
+    tasks = expand(config(repetitions=2), (1, 2, 4))
+    scheduler = Scheduler(tasks, {1: "n1", 2: "n2"}, {"n1": (0, 1, 2, 3), "n2": (0, 1, 2, 3)})
+    first = scheduler.assign()
+    assert {a.task.group for a in first} == {("smollm2-135m", 1), ("smollm2-135m", 2)}
+    for a in first:
+        scheduler.complete(a.rank)
+    order = first + run_to_end(scheduler)
+    assert loads(order) <= 4  # 3 groups; only the last may be shared by both nodes
+    assert len(order) == len(tasks)
 
 
 def test_heterogeneous_nodes_get_only_tasks_that_fit():
