@@ -55,6 +55,10 @@ def cmd_show(args) -> int:
     for host in results.hosts:
         print(f"host {host['hostname']}: {host['cpu_model']}, {host['physical_cores']} cores / "
               f"{host['logical_cpus']} CPUs, job CPUs {host['cpus']}, governor {host['governor']}")
+        if host.get("llama_system_info"):  # schema 2 on
+            print(f"  llama.cpp build: {host['llama_system_info']}")
+        if host.get("simd_mismatch"):
+            print(f"  SIMD mismatch: {host['simd_mismatch']} (see launch/build-portable.sh)")
     for model in results.models:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
               f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")

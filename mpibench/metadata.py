@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mpibench import __version__
 from mpibench.affinity import parse_cpu_list
+from mpibench.simd import host_features
 
 SYS_CPU = Path("/sys/devices/system/cpu")
 
@@ -37,6 +38,14 @@ def _cpuinfo_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags: the "flags" line on x86, "Features" on ARM."""
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
 def _mem_total_bytes() -> int:
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -57,6 +66,7 @@ def host_facts() -> dict:
         "kernel": platform.release(),
         "governor": _read(SYS_CPU / "cpu0/cpufreq/scaling_governor", "unknown"),
         "smt": _read(SYS_CPU / "smt/control", "unknown"),
+        "simd": ",".join(host_features(_cpu_flags())),
     }
 
 

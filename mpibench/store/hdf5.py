@@ -10,9 +10,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mpibench.simd import annotate_hosts
 from mpibench.store.schema import (
-    HOST_COLUMNS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS, SCHEMA_VERSION,
-    WORKER_COLUMNS,
+    HOST_COLUMNS, HOST_DEFINITIONS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS,
+    SCHEMA_VERSION, WORKER_COLUMNS,
 )
 
 _STR = h5py.string_dtype()
@@ -55,7 +56,10 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         f.attrs["world_size"] = int(header["world_size"])
         f.attrs["total_tasks"] = int(header["total_tasks"])
         f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
-        _table(f, "hosts", HOST_COLUMNS, header["hosts"])
+        f.attrs["launch_json"] = json.dumps(header.get("launch", {}), sort_keys=True)
+        _table(f, "hosts", HOST_COLUMNS, annotate_hosts(header["hosts"], records))
+        for column, definition in HOST_DEFINITIONS.items():
+            f["hosts"].attrs[column] = definition
         _table(f, "workers", WORKER_COLUMNS, header["workers"])
         _table(f, "models", MODEL_COLUMNS, header["models"])
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])

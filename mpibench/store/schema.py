@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch; root attribute launch_json
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -39,7 +39,14 @@ RESULT_DEFINITIONS = {
 HOST_COLUMNS = (
     ("hostname", "str"), ("cpu_model", "str"), ("logical_cpus", "int"), ("physical_cores", "int"),
     ("memory_bytes", "int"), ("kernel", "str"), ("governor", "str"), ("smt", "str"), ("cpus", "str"),
+    ("simd", "str"), ("llama_system_info", "str"), ("simd_mismatch", "str"),
 )
+HOST_DEFINITIONS = {
+    "cpus": "the CPUs this job's ranks were bound to on the host (the cores its tasks could use)",
+    "simd": "SIMD features of the host's CPU, in llama.cpp's names (from /proc/cpuinfo)",
+    "llama_system_info": "llama.cpp's system_info as the host's runners reported it: the build's features",
+    "simd_mismatch": "features of the CPU the build leaves unused, or build features the CPU lacks",
+}
 WORKER_COLUMNS = (("rank", "int"), ("hostname", "str"), ("pid", "int"), ("cpus", "str"))
 MODEL_COLUMNS = (
     ("name", "str"), ("path", "str"), ("size_bytes", "int"), ("mtime", "float"),
