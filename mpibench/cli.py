@@ -1,4 +1,4 @@
-"""The `mpibench` command: run a sweep, show a results file, draw its plots, list the builtin models."""
+"""The `mpibench` command: run or resume a sweep, show, plot, score and rebuild a results file, list models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from mpibench.config import BUILTIN_MODEL_NAMES, ConfigError, build_config
 
 
 def _load_config(args):
-    """A loader for rank 0: the config file (if any) with the CLI flags on top."""
+    """A loader for rank 0: the config file (if any) with the CLI flags on top; (None, "") when resuming
+    with neither, so that the run's own configuration is used."""
     def load():
         text = ""
         if args.config:
@@ -22,7 +23,9 @@ def _load_config(args):
                 raise ConfigError(f"cannot read config file {args.config}: {error.strerror}") from None
         overrides = {"models": args.models, "threads": args.threads, "prompts": args.prompts,
                      "repetitions": args.repetitions, "max_tokens": args.max_tokens, "out": args.out,
-                     "seed": args.seed, "n_ctx": args.ctx}
+                     "seed": args.seed, "n_ctx": args.ctx, "timeout": args.timeout}
+        if args.resume and not args.config and all(v is None for v in overrides.values()):
+            return None, ""
         return build_config(text, overrides), text
     return load
 
@@ -31,7 +34,7 @@ def cmd_run(args) -> int:
     from mpibench import mpi, sweep
 
     try:
-        return sweep.run(_load_config(args), args.force, not args.no_plots)
+        return sweep.run(_load_config(args), args.force, not args.no_plots, args.resume, args.retry_failed)
     except BaseException as error:
         comm = mpi.comm_world()
         if comm.size > 1:  # never leave the other ranks waiting forever
@@ -76,6 +79,26 @@ def cmd_plot(args) -> int:
     return plots_main([args.results] + (["--out", args.out] if args.out else []))
 
 
+def cmd_score(args) -> int:
+    from mpibench.scoring.command import score_command
+
+    return score_command(args)
+
+
+def cmd_determinism(args) -> int:
+    from mpibench.scoring.command import determinism_command
+
+    return determinism_command(args)
+
+
+def cmd_rebuild(args) -> int:
+    from mpibench.store.rundir import rebuild
+
+    path, recorded, total = rebuild(args.run_dir)
+    print(f"{path}: {recorded} of {total} tasks, rebuilt from the journal")
+    return 0
+
+
 def cmd_models(args) -> int:
     from mpibench.config import model_from_entry
     from mpibench.models import ModelError, inspect_model
@@ -105,7 +128,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="sampling seed (default 42)")
     run.add_argument("--ctx", type=int, help="context size in tokens (default 2048)")
     run.add_argument("--out", help="run directory (default results/<run-id>)")
+    run.add_argument("--timeout", type=float, help="seconds a task may take before its runner is killed "
+                     "(default: 30 min for a runner's first task, then 10x what its last task predicts)")
     run.add_argument("--force", action="store_true", help="replace a run already in --out")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tasks it has done")
+    run.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tasks again")
     run.add_argument("--no-plots", action="store_true", help="do not draw plots at the end")
     run.set_defaults(func=cmd_run)
 
@@ -118,6 +145,31 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
     plot.set_defaults(func=cmd_plot)
 
+    score = sub.add_parser("score", help="score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "
+                                         "without --scorer, print the scores")
+    score.add_argument("results", help="results.h5")
+    score.add_argument("--scorer", choices=("rubric", "judge", "human"), help="which scorer to run")
+    score.add_argument("--rubrics", help="rubric: TOML file of rubrics per prompt id (default: the study's and the run's)")
+    score.add_argument("--judge-model", help="judge: builtin name or GGUF path of the judge model")
+    score.add_argument("--judge-threads", type=int, help="judge: threads per judge task (default 1)")
+    score.add_argument("--judge-max-tokens", type=int, help="judge: tokens per judgement at most (default 256)")
+    score.add_argument("--judge-ctx", type=int, help="judge: context size in tokens (default 4096)")
+    score.add_argument("--export", metavar="CSV", help="human: write the distinct answers to CSV for grading")
+    score.add_argument("--blind", action="store_true", help="human: leave model and threads out of the export")
+    score.add_argument("--force", action="store_true", help="human: replace an existing export CSV")
+    score.add_argument("--import", dest="import_csv", metavar="CSV", help="human: read the graded CSV back")
+    score.add_argument("--grader", help="human: the grader's name (scores are kept per grader)")
+    score.add_argument("--no-plots", action="store_true", help="do not redraw the quality plots")
+    score.set_defaults(func=cmd_score)
+
+    determinism = sub.add_parser("determinism", help="are greedy answers identical across thread counts?")
+    determinism.add_argument("results", help="results.h5")
+    determinism.set_defaults(func=cmd_determinism)
+
+    rebuild = sub.add_parser("rebuild", help="write results.h5 again from a run directory's journal")
+    rebuild.add_argument("run_dir", help="the run directory (holding run.json and journal.jsonl)")
+    rebuild.set_defaults(func=cmd_rebuild)
+
     models = sub.add_parser("models", help="list the builtin models")
     models.set_defaults(func=cmd_models)
     return top
@@ -127,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from mpibench.models import ModelError
     from mpibench.store.hdf5 import ResultsFileError
+    from mpibench.store.rundir import RunDirError
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, ResultsFileError) as error:
+    except (ConfigError, ModelError, ResultsFileError, RunDirError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

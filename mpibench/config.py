@@ -13,7 +13,8 @@ from mpibench.prompts import Prompt, study_prompts
 
 BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
 DEFAULT_MODEL = "smollm2-135m"
-TOP_LEVEL_KEYS = ("models", "prompts", "threads", "repetitions", "max_tokens", "n_ctx", "seed", "out", "plots")
+TOP_LEVEL_KEYS = ("models", "prompts", "threads", "repetitions", "max_tokens", "n_ctx", "seed", "timeout", "out", "plots")
+UNMEASURED_KEYS = ("timeout", "out", "plots")  # change where and how long, not what is measured
 MODEL_KEYS = ("name", "path", "prompt_format")
 PROMPT_KEYS = ("id", "text", "category")
 
@@ -41,6 +42,7 @@ class SweepConfig:
     max_tokens: int = 128
     n_ctx: int = 2048
     seed: int = 42
+    timeout: float | None = None  # seconds a task may take; None: adaptive (see deadline.py)
     out: str | None = None
     plots: bool = True
 
@@ -51,7 +53,8 @@ class SweepConfig:
     def canonical_json(self, measured_only: bool = False) -> str:
         data = asdict(self)
         if measured_only:
-            del data["out"], data["plots"]
+            for key in UNMEASURED_KEYS:
+                del data[key]
         return json.dumps(data, sort_keys=True)
 
 
@@ -125,6 +128,7 @@ def model_from_entry(entry) -> ModelSpec:
     return replace(base, name=str(entry.get("name", base.name)), prompt_format=fmt)
 
 
+
 def _prompts(entries) -> tuple[Prompt, ...]:
     suite = {p.id: p for p in study_prompts()}
     if isinstance(entries, str):
@@ -186,6 +190,11 @@ def build_config(toml_text: str | None = None, overrides: dict | None = None) ->
         if isinstance(data["seed"], bool) or not isinstance(data["seed"], int) or data["seed"] < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {data['seed']!r}")
         config = replace(config, seed=data["seed"])
+    if "timeout" in data:
+        value = data["timeout"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {value!r}")
+        config = replace(config, timeout=float(value))
     if "out" in data:
         if not isinstance(data["out"], str) or not data["out"].strip():
             raise ConfigError("out must be a directory path")
@@ -203,3 +212,19 @@ def default_thread_counts(cores: int) -> tuple[int, ...]:
         return tuple(range(1, cores + 1))
     counts = [1 << i for i in range(cores.bit_length()) if 1 << i <= cores]
     return tuple(counts + ([cores] if counts[-1] != cores else []))
+
+
+def config_from_json(text: str) -> SweepConfig:
+    """The SweepConfig that canonical_json() wrote (a run directory's record of its configuration)."""
+    data = json.loads(text)
+    data["models"] = tuple(ModelSpec(**m) for m in data["models"])
+    data["prompts"] = tuple(Prompt(**p) for p in data["prompts"])
+    if data["threads"] is not None:
+        data["threads"] = tuple(data["threads"])
+    return SweepConfig(**data)
+
+
+def differing_keys(a: SweepConfig, b: SweepConfig) -> list[str]:
+    """The measured keys whose values differ between two configurations."""
+    left, right = json.loads(a.canonical_json(True)), json.loads(b.canonical_json(True))
+    return sorted(k for k in left if left[k] != right.get(k))

@@ -1,12 +1,36 @@
-"""Rank 0's loop: hand tasks to free workers, collect results, store them, show progress."""
+"""Rank 0's loop: hand tasks to free workers, collect results, store them, show progress.
+
+A result is stored (journalled) before its task counts as done. A model that fails to load has its
+remaining tasks recorded as not run instead of loading it again and again. A worker that stays silent
+past `silence_limit` is counted as lost: its task in flight is recorded as failed and the others go on.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from mpibench.mpi import Backoff
 from mpibench.progress import Progress
 from mpibench.scheduler import Assignment, Scheduler
+from mpibench.store.schema import empty_result
+from mpibench.tasks import Task
+from mpibench.worker import LOAD_FAILED
+
+
+@dataclass
+class Outcome:
+    done: int = 0
+    failed: int = 0
+    lost_ranks: list[int] = field(default_factory=list)
+
+
+def unrun_record(task: Task, error: str, rank: int = -1, hostname: str = "") -> dict:
+    """The record of a task that did not run (or whose worker vanished), with the reason."""
+    return empty_result(task_id=task.id, index=task.index, model=task.model, prompt_id=task.prompt_id,
+                        threads=task.threads, repetition=task.repetition, rank=rank, hostname=hostname,
+                        status="failed", error=error, answer="", token_ns=[])
 
 
 def coordinate(
@@ -15,23 +39,61 @@ def coordinate(
     transport,
     store_result: Callable[[dict], None],
     progress: Progress,
-) -> tuple[int, int]:
-    """Run every task once; returns (done, failed). A result is stored before its task counts as done."""
+    silence_limit: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Run every task once; returns the counts and the ranks lost on the way."""
     backoff = Backoff()
-    done = failed = 0
+    outcome = Outcome()
+    sent_at: dict[int, float] = {}
+
+    def store(record: dict) -> None:
+        store_result(record)
+        outcome.done += 1
+        outcome.failed += record["status"] != "ok"
+        progress.update(outcome.done, outcome.failed)
+
     while not scheduler.done:
         for assignment in scheduler.assign():
             transport.send_job(assignment.rank, make_job(assignment))
+            sent_at[assignment.rank] = clock()
         message = transport.poll()
         if message is None:
+            for rank, since in list(sent_at.items()):
+                if clock() - since > silence_limit:
+                    del sent_at[rank]
+                    outcome.lost_ranks.append(rank)
+                    held, stuck = scheduler.lose_worker(rank)
+                    if held:
+                        store(unrun_record(held.task, f"worker rank {rank} on {held.node} stopped answering "
+                                                      f"for {silence_limit:.0f} s", rank, held.node))
+                    for task in stuck:
+                        store(unrun_record(task, f"not run: no remaining worker node has {task.threads} cores"))
             backoff.sleep()
             continue
         backoff.reset()
         rank, record = message
-        store_result(record)
+        if rank in outcome.lost_ranks:  # a late answer of a worker given up for lost: keep it, latest wins
+            store_result(record)
+            continue
+        store(record)
         scheduler.complete(rank)
-        done += 1
-        failed += record["status"] != "ok"
-        progress.update(done, failed)
+        del sent_at[rank]
+        if record["error"].startswith(LOAD_FAILED):
+            for task in scheduler.drop_model(record["model"]):
+                store(unrun_record(task, f"not run: {record['error']}"))
     progress.finish()
-    return done, failed
+    return outcome
+
+
+def drain(transport, store_result: Callable[[dict], None], seconds: float, clock=time.monotonic) -> int:
+    """Keep results that are already on their way (after an interrupt); returns how many arrived."""
+    backoff, kept, end = Backoff(), 0, clock() + seconds
+    while clock() < end:
+        message = transport.poll()
+        if message is None:
+            backoff.sleep()
+            continue
+        store_result(message[1])
+        kept += 1
+    return kept

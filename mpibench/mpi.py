@@ -64,10 +64,14 @@ def abort(comm, code: int) -> None:
     comm.Abort(code)
 
 
-def receive_from_coordinator(comm) -> tuple[int, object]:
-    """Wait (polling, not spinning) for the next message from rank 0; returns (tag, message)."""
+def receive_from_coordinator(comm, within: float | None = None) -> tuple[int, object] | None:
+    """Wait (polling, not spinning) for the next message from rank 0; returns (tag, message), or None
+    when `within` seconds pass first."""
     status, backoff = MPI.Status(), Backoff()
+    end = None if within is None else time.monotonic() + within
     while not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+        if end is not None and time.monotonic() > end:
+            return None
         backoff.sleep()
     return status.Get_tag(), comm.recv(source=0, tag=status.Get_tag())
 

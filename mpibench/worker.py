@@ -1,23 +1,30 @@
 """A worker: runs jobs in a runner child process pinned to the job's cores, and turns replies into records.
 
 The runner lives as long as consecutive jobs share its (model, cores, settings), so a model is loaded once
-per group. While a runner measures, the worker blocks on the runner's pipe, which costs no CPU.
+per group. While a runner measures, the worker waits on the runner's pipe (select, no CPU) until the
+task's time limit; a runner past it is killed and the task recorded as "timeout". A runner that dies gets
+its task recorded as "failed" with the signal or exit code and the tail of its stderr; the next task of
+the group starts a fresh runner. A model that fails to load fails each task of the group at once, without
+loading again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import tempfile
 
 from mpibench.affinity import format_cpu_list, runner_environment
+from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.metrics import latency
 from mpibench.store.schema import empty_result
 
 STDERR_TAIL = 2000
+LOAD_FAILED = "model failed to load"
 
 
 class Runner:
@@ -25,20 +32,30 @@ class Runner:
 
     def __init__(self, key: tuple, job: dict):
         self.key = key
+        self.previous: dict | None = None  # the last successful record, for the next time limit
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mpibench.runner"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-            env=runner_environment(tuple(job["cores"]), os.environ),
+            env=dict(runner_environment(tuple(job["cores"]), os.environ), PYTHONFAULTHANDLER="1"),
         )
         load = {k: job[k] for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format")}
-        self.loaded = self.request(load)
+        self.loaded = self.request(load, job["timeout"] if job["timeout"] is not None else FIRST_TASK_S)
+        if self.loaded["event"] != "loaded" and not self.loaded["error"].startswith(LOAD_FAILED):
+            self.loaded["error"] = f"{LOAD_FAILED}: {self.loaded['error']}"
 
-    def request(self, message: dict) -> dict:
-        """Send one request and wait for its reply; a dead runner yields an error reply saying why."""
+    def request(self, message: dict, limit: float) -> dict:
+        """Send one request and wait up to `limit` seconds for its reply; a dead or late runner yields an
+        error reply saying why (with "dead": True, and "timeout": True when it was too slow)."""
         try:
             self.process.stdin.write(json.dumps(message) + "\n")
             self.process.stdin.flush()
+            ready, _, _ = select.select([self.process.stdout], [], [], limit)
+            if not ready:
+                self.process.kill()
+                self.process.wait()
+                return {"event": "error", "error": f"timed out after {limit:.0f} s; runner killed",
+                        "dead": True, "timeout": True}
             line = self.process.stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
@@ -53,9 +70,13 @@ class Runner:
         self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
         return self.stderr.read().decode("utf-8", errors="replace").strip()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """End the runner: politely (it exits when its stdin closes) or, with `kill`, at once."""
         if self.process.poll() is None:
-            self.process.stdin.close()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.stdin.close()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -71,7 +92,7 @@ class Worker:
         self.runner: Runner | None = None
 
     def execute(self, job: dict) -> dict:
-        """Run one job and return its result record (status "failed" with the reason if it could not run)."""
+        """Run one job and return its result record (status "failed" or "timeout" with the reason if it did not finish)."""
         key = tuple(json.dumps(job[k]) for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format"))
         if self.runner is None or self.runner.key != key:
             self.close()
@@ -86,19 +107,21 @@ class Worker:
         if loaded["event"] != "loaded":
             record["error"] = loaded["error"]
             return record
-        reply = self.runner.request({"prompt": job["prompt_text"], "max_tokens": job["max_tokens"]})
+        limit = task_limit(job["timeout"], self.runner.previous, job["max_tokens"])
+        reply = self.runner.request({"prompt": job["prompt_text"], "max_tokens": job["max_tokens"]}, limit)
         if reply.get("dead"):
             self.close()
         if reply["event"] != "done":
-            record["error"] = reply["error"]
+            record.update(error=reply["error"], status="timeout" if reply.get("timeout") else "failed")
             return record
         metrics = latency(reply["token_ns"], reply["end_ns"], reply["prompt_tokens"])
         record.update({k: v for k, v in reply.items() if k in record or k in ("answer", "token_ns")})
         record.update(vars(metrics), status="ok", load_s=loaded["load_s"], generated_tokens=len(reply["token_ns"]))
         record["system_info"] = loaded["system_info"]
+        self.runner.previous = record
         return record
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         if self.runner is not None:
-            self.runner.close()
+            self.runner.close(kill)
             self.runner = None

@@ -37,3 +37,8 @@ def read_journal(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}: line {number} is not valid JSON; the journal is damaged") from None
             print(f"mpibench: warning: ignoring a torn last line in {path}", file=sys.stderr)
     return records
+
+
+def latest_records(records: list[dict]) -> list[dict]:
+    """One record a task: the last one journalled (a retried task's new result replaces its failure)."""
+    return list({record["task_id"]: record for record in records}.values())

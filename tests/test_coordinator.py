@@ -1,0 +1,116 @@
+"""Rank 0's loop with an in-process transport whose workers answer as told (pure logic, no MPI)."""
+
+import math
+from collections import deque
+
+import pytest
+
+from mpibench.config import build_config
+from mpibench.coordinator import coordinate, drain
+from mpibench.deadline import FIRST_TASK_S, MIN_TASK_S, task_limit, worker_silence_limit
+from mpibench.progress import Progress
+from mpibench.scheduler import Scheduler
+from mpibench.store.journal import latest_records
+from mpibench.store.schema import empty_result
+from mpibench.tasks import expand
+
+
+class Transport:
+    """Delivers each job's result at once, as `answer(rank, job)` decides (None: the worker stays silent)."""
+
+    def __init__(self, answer):
+        self.answer, self.inbox, self.sent = answer, deque(), []
+
+    def send_job(self, rank, job):
+        self.sent.append((rank, job))
+        record = self.answer(rank, job)
+        if record is not None:
+            self.inbox.append((rank, record))
+
+    def poll(self):
+        return self.inbox.popleft() if self.inbox else None
+
+
+def ok(rank, job, **fields):
+    task = job["task"]
+    return empty_result(task_id=task.id, index=task.index, model=task.model, status="ok", rank=rank, **fields)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def run(tasks, workers, answer, silence=1e9):
+    stored = []
+    scheduler = Scheduler(tasks, workers, {"n1": (0, 1), "n2": (0, 1)})
+    outcome = coordinate(scheduler, lambda a: {"task": a.task}, Transport(answer), stored.append,
+                         Progress(len(tasks)), silence, clock=Clock())
+    return outcome, stored
+
+
+def test_every_task_is_stored_once():
+    tasks = expand(build_config("", {"models": "a.gguf,b.gguf"}), (1, 2))
+    outcome, stored = run(tasks, {1: "n1", 2: "n2"}, ok)
+    assert sorted(r["task_id"] for r in stored) == sorted(t.id for t in tasks)
+    assert (outcome.done, outcome.failed, outcome.lost_ranks) == (len(tasks), 0, [])
+
+
+def test_a_model_that_cannot_load_is_not_loaded_again():
+    tasks = expand(build_config("", {"models": "bad.gguf,good.gguf"}), (1,))
+
+    def answer(rank, job):
+        if job["task"].model == "bad":
+            return dict(ok(rank, job), status="failed", error="model failed to load: boom")
+        return ok(rank, job)
+
+    transport_jobs = []
+    outcome, stored = run(tasks, {1: "n1"}, lambda r, j: transport_jobs.append(j) or answer(r, j))
+    bad = [r for r in stored if r["model"] == "bad"]
+    assert len(bad) == 5 and sum(j["task"].model == "bad" for j in transport_jobs) == 1
+    assert all(r["error"] == "not run: model failed to load: boom" for r in bad[1:])
+    assert all(r["status"] == "ok" for r in stored if r["model"] == "good")
+
+
+def test_a_silent_worker_is_lost_and_the_others_finish():
+    tasks = expand(build_config(""), (1,))
+    outcome, stored = run(tasks, {1: "n1", 2: "n2"}, lambda rank, job: None if rank == 1 else ok(rank, job), silence=5)
+    assert outcome.lost_ranks == [1]
+    assert sorted(r["task_id"] for r in stored) == sorted(t.id for t in tasks)
+    (lost,) = [r for r in stored if r["status"] != "ok"]
+    assert lost["rank"] == 1 and "stopped answering" in lost["error"]
+
+
+def test_losing_the_only_node_that_fits_fails_what_is_left():
+    tasks = expand(build_config(""), (1,))
+    outcome, stored = run(tasks, {1: "n1"}, lambda rank, job: None, silence=5)
+    assert outcome.lost_ranks == [1] and len(stored) == len(tasks)
+    assert sum("not run: no remaining worker node" in r["error"] for r in stored) == len(tasks) - 1
+
+
+def test_drain_keeps_what_is_already_on_its_way():
+    transport = Transport(ok)
+    tasks = expand(build_config(""), (1,))
+    for task in tasks[:2]:
+        transport.send_job(1, {"task": task})
+    kept = []
+    assert drain(transport, kept.append, seconds=3, clock=Clock()) == 2 and len(kept) == 2
+
+
+def test_latest_journal_record_of_a_task_wins():
+    first, second = {"task_id": "a", "status": "failed"}, {"task_id": "a", "status": "ok"}
+    assert latest_records([first, {"task_id": "b"}, second]) == [second, {"task_id": "b"}]
+
+
+def test_time_limits():
+    assert task_limit(5.0, None, 100) == 5.0
+    assert task_limit(None, None, 100) == FIRST_TASK_S
+    previous = {"ttft_s": 1.0, "tpot_s": 0.5, "e2e_s": 10.0}
+    assert task_limit(None, previous, 100) == pytest.approx(10 * (1.0 + 50))
+    assert task_limit(None, {"ttft_s": 0.01, "tpot_s": 0.001, "e2e_s": 0.1}, 10) == MIN_TASK_S
+    assert task_limit(None, {"ttft_s": math.nan, "tpot_s": math.nan, "e2e_s": math.nan}, 10) == FIRST_TASK_S
+    assert worker_silence_limit(10.0) == 30.0
