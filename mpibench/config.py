@@ -10,13 +10,14 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 
 from mpibench.prompts import Prompt, study_prompts
+from mpibench.scoring.rubric import RubricError, parse_rubric
 
 BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
 DEFAULT_MODEL = "smollm2-135m"
 TOP_LEVEL_KEYS = ("models", "prompts", "threads", "repetitions", "max_tokens", "n_ctx", "seed", "timeout", "out", "plots")
 UNMEASURED_KEYS = ("timeout", "out", "plots")  # change where and how long, not what is measured
 MODEL_KEYS = ("name", "path", "prompt_format")
-PROMPT_KEYS = ("id", "text", "category")
+PROMPT_KEYS = ("id", "text", "category", "rubric")
 
 
 class ConfigError(ValueError):
@@ -129,6 +130,13 @@ def model_from_entry(entry) -> ModelSpec:
 
 
 
+def _check_rubric(rubric, prompt_id: str) -> None:
+    try:
+        parse_rubric(rubric, f"rubric of prompt '{prompt_id}'")
+    except RubricError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _prompts(entries) -> tuple[Prompt, ...]:
     suite = {p.id: p for p in study_prompts()}
     if isinstance(entries, str):
@@ -145,6 +153,8 @@ def _prompts(entries) -> tuple[Prompt, ...]:
             _check_keys(entry, PROMPT_KEYS, "a [[prompts]] table")
             if not isinstance(entry.get("id"), str) or not isinstance(entry.get("text"), str) or not entry["text"].strip():
                 raise ConfigError(f"prompt {entry!r} needs a string 'id' and a non-empty 'text'")
+            if "rubric" in entry:  # checked now, used by `mpibench score --scorer rubric`
+                _check_rubric(entry["rubric"], entry["id"])
             prompts.append(Prompt(entry["id"], entry["text"], entry.get("category", "custom")))
         else:
             raise ConfigError(f"a prompt must be an id or a table with id and text, got {entry!r}")

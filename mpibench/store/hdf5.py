@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -15,6 +15,7 @@ from mpibench.store.schema import (
     HOST_COLUMNS, HOST_DEFINITIONS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS,
     SCHEMA_VERSION, WORKER_COLUMNS,
 )
+from mpibench.store.scores import batches_for_rewrite, write_tables
 
 _STR = h5py.string_dtype()
 _DTYPES = {"str": _STR, "int": np.int64, "float": np.float64}
@@ -73,6 +74,7 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         for i, record in enumerate(records):
             token_times[i] = np.asarray(record["token_ns"], dtype=np.int64)
         token_times.attrs["definition"] = "arrival time of each generated token, ns since the request started"
+        write_tables(f, batches_for_rewrite(path.parent), {r["task_id"]: r["answer"] for r in records})
     os.replace(tmp, path)
 
 
@@ -84,6 +86,8 @@ class Results:
     models: list[dict]
     prompts: list[dict]
     results: list[dict]  # one dict a task, with its "answer" and "token_ns"
+    scores: list[dict] = field(default_factory=list)  # one dict per (task, scorer); none in unscored files
+    scorers: list[dict] = field(default_factory=list)
 
 
 def read_results(path: str | Path) -> Results:
@@ -107,5 +111,6 @@ def read_results(path: str | Path) -> Results:
         for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
             row["answer"] = answer
             row["token_ns"] = [int(t) for t in times]
+        scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
         return Results(attrs, _rows(f["hosts"]), _rows(f["workers"]), _rows(f["models"]),
-                       _rows(f["prompts"]), results)
+                       _rows(f["prompts"]), results, *scores)

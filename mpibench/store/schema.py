@@ -55,6 +55,17 @@ MODEL_COLUMNS = (
 )
 PROMPT_COLUMNS = (("id", "str"), ("category", "str"), ("text", "str"))
 
+# Added without a version bump (no existing table changed): files without them simply have no scores.
+SCORE_COLUMNS = (("task_id", "str"), ("scorer", "str"), ("scorer_version", "str"), ("score", "float"),
+                 ("rationale", "str"))
+SCORER_COLUMNS = (("scorer", "str"), ("scorer_version", "str"), ("scored_at", "str"), ("details_json", "str"))
+SCORE_DEFINITIONS = {
+    "scorer": "rubric, judge:<model> or human[:<grader>]",
+    "score": "1 (worst) to 10 (best); NaN when the scorer gave no usable score (the rationale says why)",
+    "rationale": "why: the rubric's criteria, the judge's answer, or the grader's comment",
+}
+
+
 
 def empty_result(**known) -> dict:
     """A result row with every column present: NaN floats, zero ints, empty strings, then `known`."""
