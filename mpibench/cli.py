@@ -99,26 +99,6 @@ def cmd_rebuild(args) -> int:
     return 0
 
 
-def cmd_score(args) -> int:
-    from mpibench.scoring.command import score_command
-
-    return score_command(args)
-
-
-def cmd_determinism(args) -> int:
-    from mpibench.scoring.command import determinism_command
-
-    return determinism_command(args)
-
-
-def cmd_rebuild(args) -> int:
-    from mpibench.store.rundir import rebuild
-
-    path, recorded, total = rebuild(args.run_dir)
-    print(f"{path}: {recorded} of {total} tasks, rebuilt from the journal")
-    return 0
-
-
 def cmd_models(args) -> int:
     from mpibench.config import model_from_entry
     from mpibench.models import ModelError, inspect_model
@@ -164,31 +144,6 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("results", help="results.h5")
     plot.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
     plot.set_defaults(func=cmd_plot)
-
-    score = sub.add_parser("score", help="score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "
-                                         "without --scorer, print the scores")
-    score.add_argument("results", help="results.h5")
-    score.add_argument("--scorer", choices=("rubric", "judge", "human"), help="which scorer to run")
-    score.add_argument("--rubrics", help="rubric: TOML file of rubrics per prompt id (default: the study's and the run's)")
-    score.add_argument("--judge-model", help="judge: builtin name or GGUF path of the judge model")
-    score.add_argument("--judge-threads", type=int, help="judge: threads per judge task (default 1)")
-    score.add_argument("--judge-max-tokens", type=int, help="judge: tokens per judgement at most (default 256)")
-    score.add_argument("--judge-ctx", type=int, help="judge: context size in tokens (default 4096)")
-    score.add_argument("--export", metavar="CSV", help="human: write the distinct answers to CSV for grading")
-    score.add_argument("--blind", action="store_true", help="human: leave model and threads out of the export")
-    score.add_argument("--force", action="store_true", help="human: replace an existing export CSV")
-    score.add_argument("--import", dest="import_csv", metavar="CSV", help="human: read the graded CSV back")
-    score.add_argument("--grader", help="human: the grader's name (scores are kept per grader)")
-    score.add_argument("--no-plots", action="store_true", help="do not redraw the quality plots")
-    score.set_defaults(func=cmd_score)
-
-    determinism = sub.add_parser("determinism", help="are greedy answers identical across thread counts?")
-    determinism.add_argument("results", help="results.h5")
-    determinism.set_defaults(func=cmd_determinism)
-
-    rebuild = sub.add_parser("rebuild", help="write results.h5 again from a run directory's journal")
-    rebuild.add_argument("run_dir", help="the run directory (holding run.json and journal.jsonl)")
-    rebuild.set_defaults(func=cmd_rebuild)
 
     score = sub.add_parser("score", help="score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "
                                          "without --scorer, print the scores")

@@ -129,7 +129,6 @@ def model_from_entry(entry) -> ModelSpec:
     return replace(base, name=str(entry.get("name", base.name)), prompt_format=fmt)
 
 
-
 def _check_rubric(rubric, prompt_id: str) -> None:
     try:
         parse_rubric(rubric, f"rubric of prompt '{prompt_id}'")

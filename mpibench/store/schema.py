@@ -66,7 +66,6 @@ SCORE_DEFINITIONS = {
 }
 
 
-
 def empty_result(**known) -> dict:
     """A result row with every column present: NaN floats, zero ints, empty strings, then `known`."""
     defaults = {"str": "", "int": 0, "float": float("nan")}
