@@ -11,6 +11,11 @@ from mpibench import __version__
 from mpibench.config import BUILTIN_MODEL_NAMES, ConfigError, build_config
 
 
+BENCH_REPETITIONS = 5
+OVERRIDES = ("kind", "models", "threads", "prompts", "repetitions", "warmup", "max_tokens", "n_prompt", "n_gen",
+             "out", "seed", "n_ctx", "timeout")
+
+
 def _load_config(args):
     """A loader for rank 0: the config file (if any) with the CLI flags on top; (None, "") when resuming
     with neither, so that the run's own configuration is used."""
@@ -21,11 +26,11 @@ def _load_config(args):
                 text = Path(args.config).read_text()
             except OSError as error:
                 raise ConfigError(f"cannot read config file {args.config}: {error.strerror}") from None
-        overrides = {"models": args.models, "threads": args.threads, "prompts": args.prompts,
-                     "repetitions": args.repetitions, "max_tokens": args.max_tokens, "out": args.out,
-                     "seed": args.seed, "n_ctx": args.ctx, "timeout": args.timeout}
-        if args.resume and not args.config and all(v is None for v in overrides.values()):
+        overrides = {key: getattr(args, key, None) for key in OVERRIDES}
+        if args.resume and not args.config and all(v is None for k, v in overrides.items() if k != "kind"):
             return None, ""
+        if overrides["kind"] == "bench" and overrides["repetitions"] is None:
+            overrides["repetitions"] = BENCH_REPETITIONS  # llama-bench's default
         return build_config(text, overrides), text
     return load
 
@@ -126,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--repetitions", type=int, help="repetitions per cell (default 1)")
     run.add_argument("--max-tokens", type=int, help="tokens to generate at most per answer (default 128)")
     run.add_argument("--seed", type=int, help="sampling seed (default 42)")
-    run.add_argument("--ctx", type=int, help="context size in tokens (default 2048)")
+    run.add_argument("--ctx", dest="n_ctx", type=int, help="context size in tokens (default 2048)")
     run.add_argument("--out", help="run directory (default results/<run-id>)")
     run.add_argument("--timeout", type=float, help="seconds a task may take before its runner is killed "
                      "(default: 30 min for a runner's first task, then 10x what its last task predicts)")
@@ -135,6 +140,24 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tasks again")
     run.add_argument("--no-plots", action="store_true", help="do not draw plots at the end")
     run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("bench", help="llama-bench's pp/tg tests under MPI (launch with mpirun -n N)",
+                           description="Each ppN test processes N synthetic prompt tokens in one batch; each tgN "
+                           "test generates N tokens one at a time; warmups are recorded and flagged.")
+    bench.add_argument("config", nargs="?", help="TOML configuration file")
+    bench.add_argument("-m", "--model", dest="models", help="comma list of builtin names or GGUF paths")
+    bench.add_argument("-p", "--n-prompt", dest="n_prompt", help="prompt sizes: 512 or 128,512 (0: no pp test; default 512)")
+    bench.add_argument("-n", "--n-gen", dest="n_gen", help="generation lengths: 128 or 16,128 (0: no tg test; default 128)")
+    bench.add_argument("-r", "--repetitions", type=int, help=f"repetitions per test (default {BENCH_REPETITIONS})")
+    bench.add_argument("-t", "--threads", help="thread counts: 1,2,4 or 1-16 or 1-16*2 (default: every count up to the cores)")
+    bench.add_argument("--warmup", type=int, help="warmup runs per test and thread count (default 1)")
+    bench.add_argument("--timeout", type=float, help="seconds a test may take before its runner is killed")
+    bench.add_argument("-o", "--out", help="run directory (default results/<run-id>)")
+    bench.add_argument("--force", action="store_true", help="replace a run already in --out")
+    bench.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tests it has done")
+    bench.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tests again")
+    bench.add_argument("--no-plots", action="store_true", help="do not draw plots at the end")
+    bench.set_defaults(func=cmd_run, kind="bench")
 
     show = sub.add_parser("show", help="print a results file as a table")
     show.add_argument("results", help="results.h5")

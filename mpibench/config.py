@@ -14,7 +14,9 @@ from mpibench.scoring.rubric import RubricError, parse_rubric
 
 BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
 DEFAULT_MODEL = "smollm2-135m"
-TOP_LEVEL_KEYS = ("models", "prompts", "threads", "repetitions", "max_tokens", "n_ctx", "seed", "timeout", "out", "plots")
+TOP_LEVEL_KEYS = ("kind", "models", "prompts", "threads", "repetitions", "warmup", "max_tokens", "n_prompt", "n_gen",
+                  "n_ctx", "seed", "timeout", "out", "plots")
+KINDS = ("query", "bench")
 UNMEASURED_KEYS = ("timeout", "out", "plots")  # change where and how long, not what is measured
 MODEL_KEYS = ("name", "path", "prompt_format")
 PROMPT_KEYS = ("id", "text", "category", "rubric")
@@ -40,7 +42,11 @@ class SweepConfig:
     prompts: tuple[Prompt, ...] = field(default_factory=study_prompts)
     threads: tuple[int, ...] | None = None  # None: every count up to the cores available
     repetitions: int = 1
+    warmup: int | None = None  # warmup runs per group; None: 1 for bench, 0 for query
     max_tokens: int = 128
+    kind: str = "query"  # "query": answer the prompts; "bench": llama-bench's pp/tg tests
+    n_prompt: tuple[int, ...] = (512,)  # bench: ppN tests (0: none)
+    n_gen: tuple[int, ...] = (128,)  # bench: tgN tests (0: none)
     n_ctx: int = 2048
     seed: int = 42
     timeout: float | None = None  # seconds a task may take; None: adaptive (see deadline.py)
@@ -71,8 +77,8 @@ def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
             raise _unknown_key_error(key, valid, where)
 
 
-def parse_int_list(text: str, what: str) -> tuple[int, ...]:
-    """Parse '1,2,4,8', ranges '1-4' and geometric ranges '1-16*2' into positive integers."""
+def parse_int_list(text: str, what: str, allow_zero: bool = False) -> tuple[int, ...]:
+    """Parse '1,2,4,8', ranges '1-4' and geometric ranges '1-16*2' into non-negative integers."""
     values: list[int] = []
     for part in filter(None, (p.strip() for p in str(text).split(","))):
         match = re.fullmatch(r"(\d+)(?:-(\d+)(?:\*(\d+))?)?", part)
@@ -81,14 +87,14 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
         first, last, factor = int(match[1]), int(match[2] or match[1]), int(match[3] or 0)
         if last < first:
             raise ConfigError(f"{what}: range '{part}' ends before it starts")
-        if factor == 1:
-            raise ConfigError(f"{what}: '{part}' multiplies by 1 and never ends")
+        if factor == 1 or (factor and first == 0):
+            raise ConfigError(f"{what}: '{part}' never ends")
+        if first == 0 and not allow_zero:
+            raise ConfigError(f"{what}: every value must be a positive integer, got 0")
         value = first
         while value <= last:
             values.append(value)
             value = value * factor if factor else value + 1
-            if value == 0:
-                break
     if not values:
         raise ConfigError(f"{what}: no values given")
     return tuple(values)
@@ -106,6 +112,16 @@ def _threads(value) -> tuple[int, ...]:
         raise ConfigError("threads must be a non-empty list of positive integers, e.g. [1, 2, 4, 8]")
     counts = tuple(_positive_int(t, "every thread count") for t in items)
     return tuple(dict.fromkeys(counts))
+
+
+def _token_counts(value, what: str) -> tuple[int, ...]:
+    items = parse_int_list(value, what, allow_zero=True) if isinstance(value, str) else value
+    if isinstance(items, int) and not isinstance(items, bool):
+        items = (items,)
+    if not isinstance(items, (list, tuple)) or not items or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in items):
+        raise ConfigError(f"{what} must be a list of token counts (0 or more), got {value!r}")
+    return tuple(dict.fromkeys(items))
 
 
 def model_from_entry(entry) -> ModelSpec:
@@ -195,6 +211,19 @@ def build_config(toml_text: str | None = None, overrides: dict | None = None) ->
     for key in ("repetitions", "max_tokens", "n_ctx"):
         if key in data:
             config = replace(config, **{key: _positive_int(data[key], key)})
+    if "kind" in data:
+        if data["kind"] not in KINDS:
+            raise _unknown_key_error(str(data["kind"]), KINDS, "the kinds")
+        config = replace(config, kind=data["kind"])
+    if "warmup" in data:
+        if isinstance(data["warmup"], bool) or not isinstance(data["warmup"], int) or data["warmup"] < 0:
+            raise ConfigError(f"warmup must be a non-negative integer, got {data['warmup']!r}")
+        config = replace(config, warmup=data["warmup"])
+    for key in ("n_prompt", "n_gen"):
+        if key in data:
+            config = replace(config, **{key: _token_counts(data[key], key)})
+    if config.kind == "bench" and not any(config.n_prompt + config.n_gen):
+        raise ConfigError("a bench needs a test: give -p (prompt tokens) or -n (generated tokens) above 0")
     if "seed" in data:
         if isinstance(data["seed"], bool) or not isinstance(data["seed"], int) or data["seed"] < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {data['seed']!r}")
@@ -237,3 +266,12 @@ def differing_keys(a: SweepConfig, b: SweepConfig) -> list[str]:
     """The measured keys whose values differ between two configurations."""
     left, right = json.loads(a.canonical_json(True)), json.loads(b.canonical_json(True))
     return sorted(k for k in left if left[k] != right.get(k))
+
+
+def bench_tests(config: SweepConfig) -> tuple[str, ...]:
+    """llama-bench's tests of a bench config: ppN for each prompt size, tgN for each generation length."""
+    return tuple([f"pp{n}" for n in config.n_prompt if n] + [f"tg{n}" for n in config.n_gen if n])
+
+
+def warmup_runs(config: SweepConfig) -> int:
+    return config.warmup if config.warmup is not None else (1 if config.kind == "bench" else 0)

@@ -28,8 +28,9 @@ class Outcome:
 
 def unrun_record(task: Task, error: str, rank: int = -1, hostname: str = "") -> dict:
     """The record of a task that did not run (or whose worker vanished), with the reason."""
-    return empty_result(task_id=task.id, index=task.index, model=task.model, prompt_id=task.prompt_id,
-                        threads=task.threads, repetition=task.repetition, rank=rank, hostname=hostname,
+    return empty_result(task_id=task.id, index=task.index, kind=task.kind, model=task.model,
+                        prompt_id=task.prompt_id, threads=task.threads, repetition=task.repetition,
+                        warmup=int(task.warmup), rank=rank, hostname=hostname,
                         status="failed", error=error, answer="", token_ns=[])
 
 

@@ -1,7 +1,7 @@
 """Runner child process: pins itself, loads one model once, then runs the tasks its worker sends.
 
 Started by worker.py as `python -m mpibench.runner` with the OpenMP environment already set. Protocol:
-one JSON object a line. stdin: a load request, then task requests. stdout (kept private: llama.cpp's
+one JSON object a line. stdin: a load request, then task requests (a prompt, or a llama-bench test). stdout (kept private: llama.cpp's
 own prints go to stderr): "loaded" or "error" once, then one "done" or "error" per task.
 """
 
@@ -33,7 +33,10 @@ def cpus_seen() -> str:
 def run_task(engine, request: dict) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF)
     started_unix = time.time()
-    generation = engine.generate(request["prompt"], request["max_tokens"])
+    if "bench" in request:
+        generation = engine.bench(request["bench"]["n_prompt"], request["bench"]["n_gen"])
+    else:
+        generation = engine.generate(request["prompt"], request["max_tokens"])
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "event": "done",

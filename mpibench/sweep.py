@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mpibench import __version__, launcher, mpi
 from mpibench.affinity import format_cpu_list
-from mpibench.config import ConfigError, SweepConfig, config_from_json, differing_keys
+from mpibench.config import ConfigError, SweepConfig, bench_tests, config_from_json, differing_keys, warmup_runs
 from mpibench.coordinator import coordinate, drain
 from mpibench.deadline import worker_silence_limit
 from mpibench.metadata import rank_facts, software_versions
@@ -87,14 +87,23 @@ def resumed_config(run_dir: Path, header: dict, given: SweepConfig | None) -> Sw
     return replace(given, out=str(run_dir))
 
 
+def task_request(config: SweepConfig, prompts: dict[str, str], task) -> tuple[dict, int]:
+    """What the runner is asked to do for a task, and how many tokens it may produce."""
+    if task.kind == "bench":
+        size = int(task.prompt_id[2:])
+        test = {"n_prompt": size, "n_gen": 0} if task.prompt_id.startswith("pp") else {"n_prompt": 0, "n_gen": size}
+        return {"bench": test}, size
+    return {"prompt": prompts[task.prompt_id], "max_tokens": config.max_tokens}, config.max_tokens
+
+
 def make_job(config: SweepConfig, models: dict[str, ModelInfo], prompts: dict[str, str]):
     def job(assignment: Assignment) -> dict:
         task, model = assignment.task, models[assignment.task.model]
+        request, max_tokens = task_request(config, prompts, task)
         return {
             "task": asdict(task), "cores": list(assignment.cores), "model_path": model.path,
-            "prompt_format": model.prompt_format, "prompt_text": prompts[task.prompt_id],
-            "max_tokens": config.max_tokens, "n_ctx": config.n_ctx, "seed": config.seed,
-            "timeout": config.timeout,
+            "prompt_format": model.prompt_format, "request": request, "max_tokens": max_tokens,
+            "n_ctx": config.n_ctx, "seed": config.seed, "timeout": config.timeout,
         }
     return job
 
@@ -185,8 +194,10 @@ def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: li
     local_worker = Worker(0) if comm.size == 1 else None
     transport = mpi.LocalTransport(local_worker.execute) if local_worker else mpi.MpiTransport(comm)
     skipped = f", {len(all_tasks) - len(tasks)} already done" if resume else ""
-    print(f"mpibench: run {header['run_id']}: {len(tasks)} tasks{skipped} ({len(models)} models x {len(prompts)} "
-          f"prompts x threads {','.join(map(str, threads))} x {config.repetitions} reps) on {comm.size} ranks "
+    items = f"tests {','.join(bench_tests(config))}" if config.kind == "bench" else f"{len(prompts)} prompts"
+    warmups = f" + {warmup_runs(config)} warmups" if warmup_runs(config) else ""
+    print(f"mpibench: run {header['run_id']}: {len(tasks)} tasks{skipped} ({len(models)} models x {items} x "
+          f"threads {','.join(map(str, threads))} x {config.repetitions} reps{warmups}) on {comm.size} ranks "
           f"-> {run_dir}", file=sys.stderr)
     wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
     outcome, stop_code = None, 0

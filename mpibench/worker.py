@@ -27,6 +27,14 @@ STDERR_TAIL = 2000
 LOAD_FAILED = "model failed to load"
 
 
+def bench_throughput(test: dict, seconds: float) -> dict:
+    """ppN: N prompt tokens / time (no TTFT: nothing is generated); tgN: N tokens / time."""
+    nan = float("nan")
+    if test["n_prompt"]:
+        return {"prefill_tok_s": test["n_prompt"] / seconds, "ttft_s": nan}
+    return {"decode_tok_s": test["n_gen"] / seconds, "prefill_tok_s": nan}
+
+
 class Runner:
     """One runner child process and the key of the group it serves."""
 
@@ -99,7 +107,8 @@ class Worker:
             self.runner = Runner(key, job)
         task = job["task"]
         record = empty_result(
-            **{k: task[k] for k in ("index", "model", "prompt_id", "threads", "repetition")},
+            **{k: task[k] for k in ("index", "kind", "model", "prompt_id", "threads", "repetition")},
+            warmup=int(task["repetition"] < 0),
             task_id=task["id"], rank=self.rank, hostname=self.hostname, cores=format_cpu_list(job["cores"]),
             prompt_format=job["prompt_format"], status="failed", answer="", token_ns=[],
         )
@@ -108,7 +117,7 @@ class Worker:
             record["error"] = loaded["error"]
             return record
         limit = task_limit(job["timeout"], self.runner.previous, job["max_tokens"])
-        reply = self.runner.request({"prompt": job["prompt_text"], "max_tokens": job["max_tokens"]}, limit)
+        reply = self.runner.request(job["request"], limit)
         if reply.get("dead"):
             self.close()
         if reply["event"] != "done":
@@ -117,6 +126,8 @@ class Worker:
         metrics = latency(reply["token_ns"], reply["end_ns"], reply["prompt_tokens"])
         record.update({k: v for k, v in reply.items() if k in record or k in ("answer", "token_ns")})
         record.update(vars(metrics), status="ok", load_s=loaded["load_s"], generated_tokens=len(reply["token_ns"]))
+        if "bench" in job["request"]:  # llama-bench's throughput: the test's tokens / the test's time
+            record.update(bench_throughput(job["request"]["bench"], record["e2e_s"]))
         record["system_info"] = loaded["system_info"]
         self.runner.previous = record
         return record

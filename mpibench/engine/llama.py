@@ -1,11 +1,17 @@
-"""llama.cpp through llama-cpp-python: load a model once, then time greedy generations.
+"""llama.cpp through llama-cpp-python's C API bindings: load a model once, then time generations and tests.
 
 The only module that imports llama_cpp. Import it only after the process is pinned and its OpenMP
 environment is set (runner.py does that), so llama.cpp's thread pool starts on the right cores.
+
+The timed loops call llama.cpp directly (llama_decode, a greedy sampler chain in C), as llama-bench does:
+per token, Python only takes a timestamp and checks for an end-of-generation token. Tokenisation, chat
+templating and detokenisation happen outside the timed region.
 """
 
 from __future__ import annotations
 
+import ctypes
+import random
 import time
 from dataclasses import dataclass
 
@@ -13,6 +19,9 @@ import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 CHAT = "chat"
+N_BATCH, N_UBATCH = 2048, 512  # llama-bench's defaults
+
+llama_cpp.llama_backend_init()
 
 
 @dataclass(frozen=True)
@@ -29,76 +38,150 @@ class Generation:
 
 
 class LlamaEngine:
+    """One model, loaded once; a context per context size, created on first use and kept."""
+
     def __init__(self, model_path: str, threads: int, n_ctx: int, seed: int, prompt_format: str):
-        self.llm = llama_cpp.Llama(
-            model_path=model_path, n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx,
-            seed=seed, verbose=False,
-        )
-        self.prompt_format = prompt_format
-        self.n_ctx = n_ctx
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        if prompt_format == CHAT and not template:
-            raise ValueError(f"{model_path} has no chat template; give the model a prompt_format")
+        self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), llama_cpp.llama_model_default_params())
+        if not self.model:
+            raise ValueError(f"llama.cpp could not load {model_path} (see the runner's stderr)")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.threads, self.n_ctx, self.prompt_format = threads, n_ctx, prompt_format
+        self.random = random.Random(seed)
+        self.contexts: dict[int, object] = {}
+        self.sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        llama_cpp.llama_sampler_chain_add(self.sampler, llama_cpp.llama_sampler_init_greedy())
         self._chat = None
         self._stop = b""
-        if prompt_format != CHAT:  # a base model goes on with the next "Question:": stop there
+        if prompt_format == CHAT:
+            template = llama_cpp.llama_model_chat_template(self.model, None)
+            if not template:
+                raise ValueError(f"{model_path} has no chat template; give the model a prompt_format")
+            self._chat = Jinja2ChatFormatter(  # a sandboxed Jinja environment: templates cannot run code
+                template=template.decode("utf-8"),
+                eos_token=self._token_text(llama_cpp.llama_vocab_eos(self.vocab)),
+                bos_token=self._token_text(llama_cpp.llama_vocab_bos(self.vocab)),
+            )
+        else:  # a base model goes on with the next "Question:": stop there
             lead = prompt_format.split("{prompt}", 1)[0].strip()
             self._stop = ("\n" + lead).encode("utf-8") if lead else b""
-        if prompt_format == CHAT:
-            model = self.llm._model
-            eos, bos = self.llm.token_eos(), self.llm.token_bos()
-            self._chat = Jinja2ChatFormatter(  # a sandboxed Jinja environment: templates cannot run code
-                template=template,
-                eos_token=model.token_get_text(eos) if eos != -1 else "",
-                bos_token=model.token_get_text(bos) if bos != -1 else "",
-            )
 
     @staticmethod
     def system_info() -> str:
         return llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
 
+    def _token_text(self, token: int) -> str:
+        return llama_cpp.llama_vocab_get_text(self.vocab, token).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    def _context(self, n_ctx: int):
+        if n_ctx not in self.contexts:
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, N_BATCH, N_UBATCH
+            params.n_threads = params.n_threads_batch = self.threads
+            params.no_perf = False
+            context = llama_cpp.llama_init_from_model(self.model, params)
+            if not context:
+                raise ValueError(f"llama.cpp could not create a context of {n_ctx} tokens")
+            self.contexts[n_ctx] = context
+        context = self.contexts[n_ctx]
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)  # empty KV cache
+        llama_cpp.llama_perf_context_reset(context)
+        return context
+
+    def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        room = len(data) + 8
+        tokens = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, room, add_special, parse_special)
+        if n < 0:
+            raise ValueError(f"could not tokenize a prompt of {len(data)} bytes")
+        return tokens[:n]
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        buffer = ctypes.create_string_buffer(256)
+        pieces = []
+        for token in tokens:
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+            pieces.append(buffer.raw[: max(n, 0)])
+        return b"".join(pieces)
+
     def tokens_for(self, prompt: str) -> list[int]:
         if self._chat is not None:
             text = self._chat(messages=[{"role": "user", "content": prompt}]).prompt
-            return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        text = self.prompt_format.replace("{prompt}", prompt)
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            return self.tokenize(text, add_special=False, parse_special=True)
+        return self.tokenize(self.prompt_format.replace("{prompt}", prompt), add_special=True, parse_special=False)
+
+    def _decode(self, context, tokens, n: int) -> None:
+        if llama_cpp.llama_decode(context, llama_cpp.llama_batch_get_one(tokens, n)) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    @staticmethod
+    def _perf(context) -> tuple[float, float, int, int]:
+        perf = llama_cpp.llama_perf_context(context)
+        return perf.t_p_eval_ms, perf.t_eval_ms, perf.n_p_eval, perf.n_eval
 
     def generate(self, prompt: str, max_tokens: int) -> Generation:
-        """Greedy generation from an empty KV cache; only timestamps are taken per token."""
-        tokens = self.tokens_for(prompt)
-        budget = min(max_tokens, self.n_ctx - len(tokens))
+        """Greedy generation from an empty KV cache."""
+        prompt_tokens = self.tokens_for(prompt)
+        budget = min(max_tokens, self.n_ctx - len(prompt_tokens))
         if budget < 1:
-            raise ValueError(f"the prompt has {len(tokens)} tokens; it does not fit n_ctx={self.n_ctx}")
-        self.llm.reset()  # empty KV cache: no prefix reuse between repetitions
-        ctx, vocab = self.llm._ctx.ctx, self.llm._model.vocab
-        llama_cpp.llama_perf_context_reset(ctx)
+            raise ValueError(f"the prompt has {len(prompt_tokens)} tokens; it does not fit n_ctx={self.n_ctx}")
+        context = self._context(self.n_ctx)
+        llama_cpp.llama_sampler_reset(self.sampler)
+        batch = (llama_cpp.llama_token * len(prompt_tokens))(*prompt_tokens)
+        token = (llama_cpp.llama_token * 1)()
         generated: list[int] = []
         stamps: list[int] = []
         tail = b""  # the last bytes generated, enough to see the completion stop text
         finish = "length"
         clock = time.perf_counter_ns
         start = clock()
-        for token in self.llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+        self._decode(context, batch, len(prompt_tokens))
+        for _ in range(budget):
+            token[0] = llama_cpp.llama_sampler_sample(self.sampler, context, -1)
             stamps.append(clock() - start)
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
+            if llama_cpp.llama_vocab_is_eog(self.vocab, token[0]):
                 stamps.pop()
                 finish = "stop"
                 break
-            generated.append(token)
+            generated.append(token[0])
             if self._stop:
-                piece = self.llm.detokenize([token])
+                piece = self.detokenize(token[:1])
                 tail = (tail + piece)[-(len(self._stop) + len(piece)):]
                 if self._stop in tail:
                     finish = "stop"
                     break
-            if len(generated) >= budget:
+            if len(generated) == budget:
                 break
+            self._decode(context, token, 1)
         end = clock() - start
-        perf = llama_cpp.llama_perf_context(ctx)
-        text = self.llm.detokenize(generated)
+        text = self.detokenize(generated)
         if self._stop and self._stop in text:
             text = text[: text.index(self._stop)]
-        text = text.decode("utf-8", errors="replace")
-        return Generation(len(tokens), stamps, end, text, finish, perf.t_p_eval_ms, perf.t_eval_ms,
-                          perf.n_p_eval, perf.n_eval)
+        return Generation(len(prompt_tokens), stamps, end, text.decode("utf-8", errors="replace"), finish,
+                          *self._perf(context))
+
+    def bench(self, n_prompt: int, n_gen: int) -> Generation:
+        """llama-bench's test: n_prompt synthetic tokens in batches of N_BATCH (pp), or n_gen synthetic
+        tokens decoded one at a time (tg), from an empty KV cache in a context of n_prompt + n_gen."""
+        context = self._context(n_prompt + n_gen)
+        n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        first = llama_cpp.llama_vocab_bos(self.vocab) if llama_cpp.llama_vocab_get_add_bos(self.vocab) else None
+        ids = [self.random.randrange(n_vocab) for _ in range(n_prompt + n_gen)]
+        if first is not None and ids:
+            ids[0] = first
+        tokens = (llama_cpp.llama_token * len(ids))(*ids)
+        base, size = ctypes.addressof(tokens), ctypes.sizeof(llama_cpp.llama_token)
+        at = [ctypes.cast(base + i * size, ctypes.POINTER(llama_cpp.llama_token)) for i in range(len(ids))]
+        stamps: list[int] = []
+        clock = time.perf_counter_ns
+        start = clock()
+        for offset in range(0, n_prompt, N_BATCH):
+            self._decode(context, at[offset], min(N_BATCH, n_prompt - offset))
+        if n_prompt:
+            llama_cpp.llama_synchronize(context)
+        for i in range(n_prompt, n_prompt + n_gen):
+            self._decode(context, at[i], 1)
+            llama_cpp.llama_synchronize(context)
+            stamps.append(clock() - start)
+        end = clock() - start
+        return Generation(n_prompt, stamps, end, "", "length", *self._perf(context))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch; root attribute launch_json
+SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch; root attribute launch_json;
+# results gained kind and warmup
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
-    ("task_id", "str"), ("index", "int"), ("model", "str"), ("prompt_id", "str"),
-    ("threads", "int"), ("repetition", "int"), ("status", "str"), ("error", "str"),
+    ("task_id", "str"), ("index", "int"), ("kind", "str"), ("model", "str"), ("prompt_id", "str"),
+    ("threads", "int"), ("repetition", "int"), ("warmup", "int"), ("status", "str"), ("error", "str"),
     ("rank", "int"), ("hostname", "str"), ("cores", "str"), ("cpus_seen", "str"),
     ("prompt_format", "str"), ("load_s", "float"), ("prompt_tokens", "int"),
     ("generated_tokens", "int"), ("finish_reason", "str"), ("ttft_s", "float"),
@@ -19,6 +20,9 @@ RESULT_COLUMNS = (
 )
 
 RESULT_DEFINITIONS = {
+    "kind": "query (a chat prompt, answered) or bench (llama-bench's pp N / tg N with synthetic tokens)",
+    "prompt_id": "the prompt's id; for bench tasks the test: ppN (N prompt tokens in one batch) or tgN (N tokens one at a time)",
+    "warmup": "1 for a warmup run: recorded, never counted in statistics (repetition is then negative)",
     "load_s": "seconds to load the model in this task's runner (once per runner, repeated on each of its tasks)",
     "ttft_s": "time to first token: request start to first generated token, prefill included",
     "prefill_tok_s": "prompt tokens / TTFT",
