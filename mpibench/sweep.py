@@ -35,6 +35,7 @@ from mpibench.tasks import expand
 from mpibench.worker import Worker
 
 HDF5_REFRESH_S = 30.0
+RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots", "scores.jsonl")  # what --force replaces (and judge-*/)
 DRAIN_S = 2.0  # after an interrupt, how long rank 0 keeps results already on their way
 STOP_WAIT_S = 30.0  # after an interrupt, how long a worker waits for rank 0's stop
 
@@ -59,7 +60,8 @@ def prepare_run_dir(config: SweepConfig, run_id: str, force: bool) -> Path:
     run_dir = Path(config.out or f"results/{run_id}")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"output {run_dir} exists and is not a directory")
-    existing = [run_dir / n for n in (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots") if (run_dir / n).exists()]
+    existing = [p for p in run_dir.glob("*") if p.name in RUN_FILES or p.name.startswith("judge-")] \
+        if run_dir.is_dir() else []
     if existing and not force:
         raise RunError(f"output {run_dir} already holds a run; continue it with --resume {run_dir}, "
                        "choose another --out, or pass --force to replace it")

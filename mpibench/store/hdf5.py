@@ -13,12 +13,13 @@ import numpy as np
 from mpibench.simd import annotate_hosts
 from mpibench.store.schema import (
     HOST_COLUMNS, HOST_DEFINITIONS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS,
-    SCHEMA_VERSION, WORKER_COLUMNS,
+    SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
 
 _STR = h5py.string_dtype()
 _DTYPES = {"str": _STR, "int": np.int64, "float": np.float64}
+_DEFAULTS = {"str": "", "int": 0, "float": float("nan")}  # for columns a row or an early schema-2 file lacks
 
 
 class ResultsFileError(ValueError):
@@ -30,16 +31,23 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+def _cell(row: dict, column: str, kind: str):
+    value = row.get(column, _DEFAULTS[kind])  # e.g. host facts in the run.json of an earlier mpibench
+    return _text(value) if kind == "str" else value
+
+
 def _table(group: h5py.Group, name: str, columns, rows: list[dict]) -> None:
     dtype = np.dtype([(c, _DTYPES[k]) for c, k in columns])
-    data = np.array([tuple(_text(row[c]) if k == "str" else row[c] for c, k in columns) for row in rows], dtype=dtype)
+    data = np.array([tuple(_cell(row, c, k) for c, k in columns) for row in rows], dtype=dtype)
     group.create_dataset(name, data=data, maxshape=(None,), chunks=True if rows else (64,))
 
 
-def _rows(dataset: h5py.Dataset) -> list[dict]:
+def _rows(dataset: h5py.Dataset, columns=(), **defaults) -> list[dict]:
+    """The table's rows as dicts; `columns` the file lacks get `defaults` or the empty value of their kind."""
     names = dataset.dtype.names
+    missing = {c: defaults.get(c, _DEFAULTS[k]) for c, k in columns if c not in names}
     return [
-        {n: (v.decode("utf-8") if isinstance(v, bytes) else v.item()) for n, v in zip(names, row)}
+        {**{n: (v.decode("utf-8") if isinstance(v, bytes) else v.item()) for n, v in zip(names, row)}, **missing}
         for row in dataset[()]
     ]
 
@@ -47,7 +55,7 @@ def _rows(dataset: h5py.Dataset) -> list[dict]:
 def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
     """Write the whole file to a temporary name, then rename it: readers never see a half-written file."""
     path = Path(path)
-    records = sorted(records, key=lambda r: r["index"])
+    records = sorted((empty_result(**r) for r in records), key=lambda r: r["index"])  # older journals lack columns
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
         f.attrs["schema_version"] = SCHEMA_VERSION
@@ -109,11 +117,11 @@ def read_results(path: str | Path) -> Results:
             raise ResultsFileError(f"{path}: schema version {version} is newer than this mpibench "
                                    f"reads ({SCHEMA_VERSION}); upgrade mpibench")
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        results = _rows(f["results"])
+        results = _rows(f["results"], RESULT_COLUMNS, kind="query")
         answers = f["answers"].asstr()[()]
         for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
             row["answer"] = answer
             row["token_ns"] = [int(t) for t in times]
         scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
-        return Results(attrs, _rows(f["hosts"]), _rows(f["workers"]), _rows(f["models"]),
+        return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]), _rows(f["models"]),
                        _rows(f["prompts"]), results, *scores)

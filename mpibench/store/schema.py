@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch; root attribute launch_json;
-# results gained kind and warmup
+SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+# thp; root attribute launch_json; results gained kind and warmup (readers default what an early file lacks)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -44,8 +44,20 @@ HOST_COLUMNS = (
     ("hostname", "str"), ("cpu_model", "str"), ("logical_cpus", "int"), ("physical_cores", "int"),
     ("memory_bytes", "int"), ("kernel", "str"), ("governor", "str"), ("smt", "str"), ("cpus", "str"),
     ("simd", "str"), ("llama_system_info", "str"), ("simd_mismatch", "str"),
+    ("sockets", "int"), ("numa_nodes", "int"), ("l1d_bytes", "int"), ("l1i_bytes", "int"), ("l2_bytes", "int"),
+    ("l3_bytes", "int"), ("boost", "str"), ("thp", "str"),
 )
 HOST_DEFINITIONS = {
+    "sockets": "physical CPU packages among the online CPUs (0: sysfs did not say)",
+    "numa_nodes": "NUMA nodes online (0: sysfs did not say)",
+    "l1d_bytes": "size of one L1 data cache instance, as cpu0 sees it (sysfs cache/index*; 0: unknown)",
+    "l1i_bytes": "size of one L1 instruction cache instance, as cpu0 sees it",
+    "l2_bytes": "size of one L2 cache instance, as cpu0 sees it",
+    "l3_bytes": "size of one L3 cache instance (shared by several cores), as cpu0 sees it",
+    "governor": "cpufreq scaling governor of cpu0 (unknown: no cpufreq, e.g. in a VM)",
+    "boost": "turbo/boost: on, off or unknown (intel_pstate/no_turbo, cpufreq/boost)",
+    "smt": "simultaneous multithreading control (/sys/devices/system/cpu/smt/control)",
+    "thp": "transparent huge pages mode (/sys/kernel/mm/transparent_hugepage/enabled)",
     "cpus": "the CPUs this job's ranks were bound to on the host (the cores its tasks could use)",
     "simd": "SIMD features of the host's CPU, in llama.cpp's names (from /proc/cpuinfo)",
     "llama_system_info": "llama.cpp's system_info as the host's runners reported it: the build's features",
@@ -71,8 +83,10 @@ SCORE_DEFINITIONS = {
 
 
 def empty_result(**known) -> dict:
-    """A result row with every column present: NaN floats, zero ints, empty strings, then `known`."""
+    """A result row with every column present: NaN floats, zero ints, empty strings (kind "query", which
+    journals from before the kind column hold), then `known`."""
     defaults = {"str": "", "int": 0, "float": float("nan")}
     row = {name: defaults[kind] for name, kind in RESULT_COLUMNS}
+    row["kind"] = "query"
     row.update(known)
     return row
