@@ -8,7 +8,8 @@
 #
 #   bash launch/build-portable.sh variants   # default: one CPU backend per x86 generation (SSE4.2, AVX,
 #                                            #   AVX2, AVX-512, AMX, ... or the ARM levels), loaded at run
-#                                            #   time: each node uses the best one it can run
+#                                            #   time: each node uses the best one it can run (the log
+#                                            #   says "load_backend: loaded CPU backend from ...-haswell.so")
 #   bash launch/build-portable.sh avx2       # one generic build: AVX2+FMA+F16C, no AVX-512 (any x86 CPU
 #                                            #   since 2013-2017); the same code on every node
 #   bash launch/build-portable.sh native     # tuned to the CPU it runs on: run it ON a compute node, e.g.
@@ -48,7 +49,11 @@ spec="llama-cpp-python${version:+==$version}"
 out="build/wheels/$kind"
 
 run() {
-  if [ "$dry_run" = 1 ]; then printf '%q ' "$@"; echo; else "$@"; fi
+  if [ "$dry_run" = 0 ]; then "$@"; return; fi
+  for word in "$@"; do
+    if [[ "$word" =~ ^[][A-Za-z0-9_./:=,@%+*-]+$ ]]; then printf '%s ' "$word"; else printf '%q ' "$word"; fi
+  done
+  echo
 }
 
 # --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and would hand back the native build.
@@ -58,5 +63,6 @@ if [ "$install" = 1 ]; then
   wheel="$out/llama_cpp_python-${version:-*}-*.whl"
   [ "$dry_run" = 1 ] || wheel="$(ls -t $wheel | head -n 1)"
   run "$python" -m pip install --no-deps --force-reinstall --no-cache-dir "$wheel"
-  run "$python" -c "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"
+  # mpibench loads the best CPU plugin of a "variants" build itself (mpibench/engine/llama.py).
+  run "$python" -c "from mpibench.engine.llama import LlamaEngine; print(LlamaEngine.system_info())"
 fi

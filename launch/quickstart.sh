@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Laptop quickstart: install (launch/setup.sh), then run the default sweep with 3 ranks: rank 0 coordinates,
-# ranks 1 and 2 run the builtin SmolLM2-135M on the five study queries at every thread count up to this
-# machine's cores. Results and plots land in results/<run-id>/. Extra arguments go to `mpibench run`:
+# the workers run the builtin SmolLM2-135M on the five study queries at every thread count up to this
+# machine's cores, one task at a time (a second worker on one machine is a spare). Results and plots land
+# in results/<run-id>/. Extra arguments go to `mpibench run`:
 #   bash launch/quickstart.sh --threads 1,2 --repetitions 3
 #   bash launch/quickstart.sh --dry-run          # print the commands, run nothing
 #   MPIBENCH_RANKS=2 bash launch/quickstart.sh   # 2 ranks: one worker

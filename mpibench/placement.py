@@ -64,7 +64,8 @@ def _ranks_text(ranks) -> str:
 
 def _offer(place: Placement, node: str) -> str:
     cores = place.node_cores[node]
-    return f"{node} offers {len(cores)} cores (CPUs {format_cpu_list(cores)} of its {place.node_cpus[node]})"
+    noun = "core" if len(cores) == 1 else "cores"
+    return f"{node} offers {len(cores)} {noun} (CPUs {format_cpu_list(cores)} of its {place.node_cpus[node]})"
 
 
 def describe(place: Placement) -> list[str]:

@@ -21,7 +21,7 @@ def test_a_node_offers_the_union_of_its_ranks_cpus_physical_first():
     assert place.worker_nodes == {1: "a", 2: "b"}  # rank 0 coordinates
     assert place.node_ranks == {"a": (0, 1), "b": (2,)}
     assert describe(place) == ["node a offers 4 cores (CPUs 0-3 of its 8) to ranks 0-1, rank 0 coordinates",
-                               "node b offers 1 cores (CPUs 0 of its 8) to rank 2"]
+                               "node b offers 1 core (CPUs 0 of its 8) to rank 2"]
 
 
 def test_a_single_rank_works_itself():

@@ -14,14 +14,33 @@ import ctypes
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 CHAT = "chat"
 N_BATCH, N_UBATCH = 2048, 512  # llama-bench's defaults
+LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
+
+
+def load_cpu_backends() -> None:
+    """Load the CPU backend of a portable build (launch/build-portable.sh: GGML_BACKEND_DL, one plugin per
+    CPU generation), the best this CPU runs; a plain build has its backend built in and needs nothing.
+
+    pip installs the plugins into site-packages/bin, not beside libggml, where ggml would not look.
+    """
+    libggml = LIB_DIR / "libggml.so.0"  # the copy libllama links to (the wheel also holds libggml.so)
+    if not libggml.exists():
+        return
+    ggml = ctypes.CDLL(str(libggml))
+    for directory in (LIB_DIR, LIB_DIR.parent.parent / "bin"):
+        if ggml.ggml_backend_reg_count() == 0:
+            ggml.ggml_backend_load_all_from_path(str(directory).encode())
+
 
 llama_cpp.llama_backend_init()
+load_cpu_backends()
 
 
 @dataclass(frozen=True)
