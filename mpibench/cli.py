@@ -51,8 +51,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_show(args) -> int:
+    import json
+
+    from mpibench.metadata import host_lines, software_line
     from mpibench.store.hdf5 import read_results
-    from mpibench.summary import cells, format_table
+    from mpibench.summary import cells, report
 
     results = read_results(args.results)
     attrs = results.attrs
@@ -60,9 +63,9 @@ def cmd_show(args) -> int:
           f"{attrs['world_size']} ranks, {len(results.results)}/{attrs['total_tasks']} tasks, "
           f"started {attrs['started']}")
     print(f"MPI: {attrs['mpi_library_version']}")
+    print(f"software: {software_line(json.loads(attrs.get('software_json', '{}')))}")
     for host in results.hosts:
-        print(f"host {host['hostname']}: {host['cpu_model']}, {host['physical_cores']} cores / "
-              f"{host['logical_cpus']} CPUs, job CPUs {host['cpus']}, governor {host['governor']}")
+        print("\n".join(host_lines(host)))
         if host.get("llama_system_info"):  # schema 2 on
             print(f"  llama.cpp build: {host['llama_system_info']}")
         if host.get("simd_mismatch"):
@@ -70,12 +73,22 @@ def cmd_show(args) -> int:
     for model in results.models:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
               f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")
-    print("medians per cell; speedup = e2e at the fewest threads / e2e here\n")
-    print(format_table(cells(results.results)))
+    print()
+    print(report(cells(results.results)))
     failures = [r for r in results.results if r["status"] != "ok"]
     for record in failures[:10]:
         print(f"failed: {record['model']} {record['prompt_id']} t={record['threads']}: {record['error'][:200]}")
     return 0
+
+
+def cmd_export(args) -> int:
+    from mpibench.export import ExportError, export
+
+    try:
+        return export(args.results, args.format, args.out)
+    except ExportError as error:
+        print(f"mpibench: error: {error}", file=sys.stderr)
+        return 2
 
 
 def cmd_plot(args) -> int:
@@ -162,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a results file as a table")
     show.add_argument("results", help="results.h5")
     show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="per-cell statistics as CSV, JSON or llama-bench's CSV")
+    export.add_argument("results", help="results.h5")
+    export.add_argument("--format", default="csv", help="csv (default), json, or llama-bench-csv (bench tests "
+                        "with llama-bench's columns, for llama.cpp's scripts)")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
 
     plot = sub.add_parser("plot", help="draw the plots of a results file")
     plot.add_argument("results", help="results.h5")

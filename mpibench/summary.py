@@ -1,42 +1,97 @@
-"""Per-cell medians of a run's results (pure): the numbers `mpibench show` prints and the plots draw."""
+"""Per-cell statistics of a run's results (pure): what `mpibench show` and `export` print and the plots draw.
+
+A cell is one (kind, model, prompt or bench test, threads). Its statistics cover the successful measured
+repetitions only: warmup runs (column `warmup` = 1) are counted apart and never enter a statistic; failed
+runs are counted apart. Files written before `kind` and `warmup` existed read as queries without warmups.
+"""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
+from mpibench.stats import CV_LIMIT, Stats, describe
+
 CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens")
+LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "prefill tok/s", "ttft_s": "TTFT s",
+          "tpot_s": "TPOT s", "generated_tokens": "tokens"}
+MAX_OUTLIER_LINES = 20
+
+
+def record_kind(record: dict) -> str:
+    """A result row's kind; rows from before the column existed are queries."""
+    return record.get("kind") or "query"
+
+
+def is_warmup(record: dict) -> bool:
+    return bool(record.get("warmup", 0))
 
 
 @dataclass(frozen=True)
 class Cell:
-    """All repetitions of one (model, prompt, threads) cell."""
+    """All repetitions of one (kind, model, prompt or test, threads) cell."""
 
+    kind: str  # "query" or "bench"
     model: str
-    prompt_id: str
+    prompt_id: str  # the prompt id, or for bench cells the test: ppN or tgN
     threads: int
-    runs: int
+    runs: int  # measured repetitions, failed ones included, warmups not
     failed: int
-    medians: dict  # metric -> median over successful runs (NaN if none)
+    warmups: int
+    samples: dict[str, tuple[tuple[int, float], ...]]  # metric -> (repetition, value) of each successful run
+    stats: dict[str, Stats]  # metric -> statistics of those values, in the same order
 
+    @property
+    def medians(self) -> dict[str, float]:
+        return {metric: s.median for metric, s in self.stats.items()}
 
-def _median(values) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return statistics.median(finite) if finite else float("nan")
+    @property
+    def rate_metric(self) -> str:
+        """The throughput column: prefill tok/s for a ppN test, decode tok/s otherwise."""
+        return "prefill_tok_s" if self.kind == "bench" and self.prompt_id.startswith("pp") else "decode_tok_s"
+
+    @property
+    def main_metric(self) -> str:
+        """What the cell is about: a bench test's throughput (as llama-bench reports), a query's e2e time."""
+        return self.rate_metric if self.kind == "bench" else "e2e_s"
+
+    @property
+    def shown_metrics(self) -> tuple[str, str]:
+        """The metrics `show` gives a CV for and checks for outliers: the main one and its partner."""
+        return (self.main_metric, "e2e_s" if self.kind == "bench" else self.rate_metric)
+
+    def outliers(self, metric: str) -> list[tuple[int, float]]:
+        """(repetition, value) of each flagged sample of `metric`."""
+        return [self.samples[metric][i] for i in self.stats[metric].outliers]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.prompt_id} threads={self.threads}"
 
 
 def cells(records: list[dict]) -> list[Cell]:
+    """Group result rows into cells and describe each metric over the successful measured runs."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
-        groups[(record["model"], record["prompt_id"], record["threads"])].append(record)
+        groups[(record_kind(record), record["model"], record["prompt_id"], record["threads"])].append(record)
     result = []
-    for (model, prompt_id, threads), rows in groups.items():
-        ok = [r for r in rows if r["status"] == "ok"]
-        medians = {m: _median([float(r[m]) for r in ok]) for m in CELL_METRICS}
-        result.append(Cell(model, prompt_id, threads, len(rows), len(rows) - len(ok), medians))
-    return sorted(result, key=lambda c: (c.model, c.prompt_id, c.threads))
+    for (kind, model, prompt_id, threads), rows in groups.items():
+        measured = [r for r in rows if not is_warmup(r)]
+        ok = [r for r in measured if r["status"] == "ok"]
+        samples = {m: tuple((int(r["repetition"]), float(r[m])) for r in ok if math.isfinite(float(r[m])))
+                   for m in CELL_METRICS}
+        stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
+        result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
+                           len(rows) - len(measured), samples, stats))
+    return sorted(result, key=lambda c: (c.kind != "bench", c.model, _test_order(c.prompt_id), c.threads))
+
+
+def _test_order(prompt_id: str) -> tuple:
+    """pp tests before tg tests, each by size, as llama-bench lists them; prompts by name."""
+    if prompt_id[:2] in ("pp", "tg") and prompt_id[2:].isdigit():
+        return (prompt_id[:2], int(prompt_id[2:]), "")
+    return ("", 0, prompt_id)
 
 
 def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], float]:
@@ -52,20 +107,100 @@ def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, st
     }
 
 
-def _fmt(value: float, digits: int) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+def _fmt(value: float, digits: int | None = None) -> str:
+    """A number with `digits` decimals; by default 3 below 10, 2 below 100, else 1."""
+    if math.isnan(value):
+        return "-"
+    if digits is None:
+        digits = 3 if abs(value) < 10 else 2 if abs(value) < 100 else 1
+    return f"{value:.{digits}f}"
+
+
+def _ci(s: Stats, digits: int | None) -> str:
+    """The median's confidence interval, starred when n < 6 makes it [min, max] below 95 % coverage."""
+    if s.n < 2:
+        return "-"
+    return f"{_fmt(s.ci_low, digits)}-{_fmt(s.ci_high, digits)}" + ("*" if s.ci_level < 0.95 else "")
+
+
+def _cv(s: Stats) -> str:
+    return "-" if math.isnan(s.cv) else f"{100 * s.cv:.1f}"
+
+
+def _render(header: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 2) -> str:
+    """Columns padded to their widest entry; the first `left` columns left-aligned, the others right."""
+    table = [header] + rows
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ["  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+             for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _counts(c: Cell) -> tuple[str, str, str, str]:
+    return (str(c.threads), str(c.stats[c.main_metric].n), str(c.failed), str(c.warmups))
 
 
 def format_table(all_cells: list[Cell]) -> str:
-    header = ("model", "prompt", "threads", "runs", "failed", "e2e s", "decode tok/s", "TTFT s", "tokens", "speedup")
+    """The query cells: e2e time with its 95 % CI and CV, decode speed with its CV, TTFT, tokens, speedup."""
     speedup = speedups(all_cells)
-    rows = [header] + [
-        (c.model, c.prompt_id, str(c.threads), str(c.runs), str(c.failed), _fmt(c.medians["e2e_s"], 2),
-         _fmt(c.medians["decode_tok_s"], 1), _fmt(c.medians["ttft_s"], 3),
-         _fmt(c.medians["generated_tokens"], 0), _fmt(speedup[(c.model, c.prompt_id, c.threads)], 2))
-        for c in all_cells
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    header = ("model", "prompt", "threads", "n", "failed", "warmups", "e2e s", "e2e 95% CI", "CV%",
+              "decode tok/s", "CV%", "TTFT s", "tokens", "speedup")
+    rows = [(c.model, c.prompt_id, *_counts(c), _fmt(c.medians["e2e_s"]), _ci(c.stats["e2e_s"], None),
+             _cv(c.stats["e2e_s"]), _fmt(c.medians["decode_tok_s"], 1), _cv(c.stats["decode_tok_s"]),
+             _fmt(c.medians["ttft_s"]), _fmt(c.medians["generated_tokens"], 0),
+             _fmt(speedup[(c.model, c.prompt_id, c.threads)], 2)) for c in all_cells]
+    return _render(header, rows)
+
+
+def format_bench_table(all_cells: list[Cell]) -> str:
+    """The bench cells as llama-bench reports them: tokens/s of each test with its 95 % CI and CV."""
+    speedup = speedups(all_cells)
+    header = ("model", "test", "threads", "n", "failed", "warmups", "t/s", "t/s 95% CI", "CV%", "time s", "CV%",
+              "speedup")
+    rows = [(c.model, c.prompt_id, *_counts(c), _fmt(c.medians[c.rate_metric], 1), _ci(c.stats[c.rate_metric], 1),
+             _cv(c.stats[c.rate_metric]), _fmt(c.medians["e2e_s"]), _cv(c.stats["e2e_s"]),
+             _fmt(speedup[(c.model, c.prompt_id, c.threads)], 2)) for c in all_cells]
+    return _render(header, rows)
+
+
+def warnings(all_cells: list[Cell], limit: float = CV_LIMIT) -> list[str]:
+    """One line per cell whose shown metrics vary by more than `limit` (CV), then one per repetition
+    flagged as an outlier (kept in every statistic)."""
+    lines, outliers = [], []
+    for c in all_cells:
+        noisy = [f"{LABELS[m]} {100 * c.stats[m].cv:.1f} %" for m in c.shown_metrics
+                 if not math.isnan(c.stats[m].cv) and c.stats[m].cv > limit]
+        if noisy:
+            lines.append(f"warning: CV > {100 * limit:.0f} % in {c.label} (n={c.stats[c.main_metric].n}): "
+                         f"{', '.join(noisy)}")
+        flagged: dict[int, list[str]] = defaultdict(list)
+        for m in c.shown_metrics:
+            for rep, value in c.outliers(m):
+                flagged[rep].append(f"{LABELS[m]} {_fmt(value)} (median {_fmt(c.medians[m])})")
+        outliers += [f"outlier: {c.label} repetition {rep}: {', '.join(what)}" for rep, what in sorted(flagged.items())]
+    if len(outliers) > MAX_OUTLIER_LINES:
+        more = len(outliers) - MAX_OUTLIER_LINES
+        outliers = outliers[:MAX_OUTLIER_LINES] + [f"... and {more} more outliers (mpibench export lists them all)"]
+    if lines:
+        lines.append("noisy cells: rerun them with more repetitions, or on a quieter machine")
+    return lines + outliers
+
+
+def report(all_cells: list[Cell]) -> str:
+    """The tables of `mpibench show` (bench tests, then queries), their notes, CV warnings and outliers."""
+    parts = []
+    bench = [c for c in all_cells if c.kind == "bench"]
+    query = [c for c in all_cells if c.kind != "bench"]
+    if bench:
+        parts.append("bench tests (llama-bench's pp/tg): median tokens/s; speedup = time at the fewest threads "
+                     "/ time here\n" + format_bench_table(bench))
+    if query:
+        parts.append("queries: median per cell; speedup = e2e at the fewest threads / e2e here\n"
+                     + format_table(query))
+    notes = ["n = successful measured runs (warmups, failures excluded); CI = 95 % confidence interval of the "
+             "median; CV = stdev / mean"]
+    if any(0 < c.stats[c.main_metric].ci_level < 0.95 for c in all_cells):
+        notes.append("* n < 6: the interval is [min, max], covering the median with less than 95 % "
+                     "(93.8 % at n=5, 87.5 % at n=4, 75 % at n=3)")
+    return "\n\n".join(parts) + "\n" + "\n".join(notes + warnings(all_cells))

@@ -116,6 +116,10 @@ def read_results(path: str | Path) -> Results:
         if version > SCHEMA_VERSION:
             raise ResultsFileError(f"{path}: schema version {version} is newer than this mpibench "
                                    f"reads ({SCHEMA_VERSION}); upgrade mpibench")
+        missing = [n for n in ("hosts", "workers", "models", "prompts", "results", "answers", "token_times_ns")
+                   if n not in f]
+        if missing:
+            raise ResultsFileError(f"{path}: not a complete results file (no {', '.join(missing)})")
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         results = _rows(f["results"], RESULT_COLUMNS, kind="query")
         answers = f["answers"].asstr()[()]

@@ -1,0 +1,194 @@
+"""`mpibench export`: per-cell statistics of a results file as CSV or JSON, or as llama-bench's CSV.
+
+csv / json: one row (object) per cell with every statistic of every metric (mpibench.stats); the raw
+samples stay in the HDF5 file. llama-bench-csv: the header llama-bench prints with `-o csv` (the
+llama.cpp vendored in llama-cpp-python 0.3.36, tools/llama-bench/llama-bench.cpp) and one row per bench
+cell, so llama.cpp's scripts (compare-llama-bench.py) read it; query cells have no llama-bench test and
+are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from mpibench.stats import CV_LIMIT, Stats
+from mpibench.store.hdf5 import Results, read_results
+from mpibench.summary import CELL_METRICS, Cell, cells, is_warmup, record_kind
+
+FORMATS = ("csv", "json", "llama-bench-csv")
+STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
+CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "runs", "failed", "warmups", "main_metric", "cv_warning")
+DEFINITIONS = {
+    "prompt_id": "the prompt, or for bench cells the test: ppN or tgN",
+    "runs": "measured repetitions, failed ones included; warmups are never in a statistic",
+    "main_metric": "the metric the cell is about: e2e_s for queries, the test's tokens/s for bench cells",
+    "cv_warning": f"1 when the main metric's coefficient of variation exceeds {CV_LIMIT:.0%}",
+    "n": "successful measured repetitions with a value",
+    "stdev": "sample standard deviation (n - 1)",
+    "mad": "raw median absolute deviation (unscaled; x 1.4826 estimates a normal standard deviation)",
+    "ci_low": "95 % confidence interval of the median, distribution-free (binomial order statistics); "
+              "for n < 6 it is [min, max] with the lower coverage ci_level",
+    "ci_level": "exact coverage of [ci_low, ci_high]",
+    "cv": "stdev / mean",
+    "outliers": "repetitions with |x - median| > 3 x 1.4826 x MAD: flagged, never dropped",
+}
+
+# llama-bench's CSV columns, in its order (test::get_fields).
+LLAMA_BENCH_FIELDS = (
+    "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type",
+    "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "cpu_mask", "cpu_strict", "poll",
+    "type_k", "type_v", "n_gpu_layers", "n_cpu_moe", "split_mode", "main_gpu", "no_kv_offload", "flash_attn",
+    "devices", "tensor_split", "tensor_buft_overrides", "load_mode", "lazy_mode", "embeddings", "no_op_offload",
+    "no_host", "repack", "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns",
+    "stddev_ns", "avg_ts", "stddev_ts",
+)
+# The "build" our rows belong to in llama.cpp's scripts, beside llama-bench's (a git commit, or "unknown" when
+# built from the sdist); compare-llama-bench.py shortens build names to the shortest one (e.g. "mpibenc").
+BUILD_COMMIT = "mpibench"
+# What llama-bench prints for settings mpibench leaves at llama.cpp's defaults (llama-bench's defaults too):
+# n_batch and n_ubatch are the engine's (2048, 512); the runner is pinned by sched_setaffinity, not by
+# llama.cpp's cpu_mask, which stays unset (0x0).
+LLAMA_BENCH_DEFAULTS = {
+    "build_commit": BUILD_COMMIT, "build_number": "0", "gpu_info": "", "backends": "CPU", "n_batch": "2048",
+    "n_ubatch": "512", "cpu_mask": "0x0", "cpu_strict": "0", "poll": "50", "type_k": "f16", "type_v": "f16",
+    "n_gpu_layers": "-1", "n_cpu_moe": "0", "split_mode": "layer", "main_gpu": "0", "no_kv_offload": "0",
+    "flash_attn": "-1", "devices": "auto", "tensor_split": "0.00", "tensor_buft_overrides": "none",
+    "load_mode": "auto", "lazy_mode": "auto", "embeddings": "0", "no_op_offload": "0", "no_host": "0", "repack": "1",
+    "fit_target": "0", "fit_min_ctx": "0", "n_depth": "0",
+}
+TEST = re.compile(r"(pp|tg)(\d+)")
+
+
+class ExportError(ValueError):
+    """A results file that cannot be exported in the asked format; the message says why."""
+
+
+def _number(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _metric_stats(cell: Cell, metric: str) -> dict:
+    s: Stats = cell.stats[metric]
+    values = {name: getattr(s, name) for name in STATISTICS}
+    values["outliers"] = [cell.samples[metric][i][0] for i in s.outliers]
+    return values
+
+
+def _cell_fields(cell: Cell) -> dict:
+    main = cell.stats[cell.main_metric]
+    return {"kind": cell.kind, "model": cell.model, "prompt_id": cell.prompt_id, "threads": cell.threads,
+            "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups, "main_metric": cell.main_metric,
+            "cv_warning": int(not math.isnan(main.cv) and main.cv > CV_LIMIT)}
+
+
+def to_csv(all_cells: list[Cell]) -> str:
+    """One row per cell: its fields, then <metric>_<statistic> for every metric (empty where undefined)."""
+    header = list(CELL_COLUMNS) + [f"{m}_{s}" for m in CELL_METRICS for s in STATISTICS + ("outliers",)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for cell in all_cells:
+        row = _cell_fields(cell)
+        for metric in CELL_METRICS:
+            for name, value in _metric_stats(cell, metric).items():
+                row[f"{metric}_{name}"] = ";".join(map(str, value)) if name == "outliers" else _number(value)
+        writer.writerow(["" if row[c] is None else row[c] for c in header])
+    return out.getvalue()
+
+
+def to_json(results: Results, all_cells: list[Cell]) -> str:
+    """The run's identity and software, the definitions, and one object per cell (NaN written as null)."""
+    document = {
+        "run_id": results.attrs.get("run_id"), "schema_version": results.attrs.get("schema_version"),
+        "software": json.loads(results.attrs.get("software_json", "{}")),
+        "mpi_library_version": results.attrs.get("mpi_library_version"), "hosts": results.hosts,
+        "definitions": DEFINITIONS,
+        "cells": [dict(_cell_fields(c), metrics={m: {k: _number(v) for k, v in _metric_stats(c, m).items()}
+                                                 for m in CELL_METRICS}) for c in all_cells],
+    }
+    return json.dumps(document, indent=1, allow_nan=False) + "\n"
+
+
+def _stdev(values: list[float]) -> float:
+    """llama-bench's stdev: sample standard deviation, 0 for fewer than two samples."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def to_llama_bench_csv(results: Results) -> tuple[str, int]:
+    """llama-bench's `-o csv` output for the bench cells, and how many query cells were left out."""
+    models = {m["name"]: m for m in results.models}
+    cpu_models = {h["hostname"]: h["cpu_model"] for h in results.hosts}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results.results:
+        if not is_warmup(r) and r["status"] == "ok" and math.isfinite(r["e2e_s"]) and r["e2e_s"] > 0:
+            groups[(record_kind(r), r["model"], r["prompt_id"], r["threads"])].append(r)
+    all_cells = cells(results.results)
+    out = io.StringIO()
+    out.write(",".join(LLAMA_BENCH_FIELDS) + "\n")
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")  # llama-bench quotes every value
+    for cell in all_cells:
+        test = TEST.fullmatch(cell.prompt_id)
+        rows = groups.get((cell.kind, cell.model, cell.prompt_id, cell.threads), [])
+        if cell.kind != "bench" or not test or not rows:
+            continue
+        n_prompt, n_gen = (int(test[2]), 0) if test[1] == "pp" else (0, int(test[2]))
+        samples_ns = [round(1e9 * r["e2e_s"]) for r in rows]  # llama-bench keeps integer nanoseconds
+        rates = [1e9 * (n_prompt + n_gen) / t for t in samples_ns]
+        model = models.get(cell.model, {})
+        values = dict(
+            LLAMA_BENCH_DEFAULTS,
+            cpu_info=", ".join(sorted({cpu_models.get(r["hostname"], "") for r in rows})),
+            model_filename=model.get("path", cell.model),
+            model_type=f"{model.get('architecture', '?')} {_size_label(model.get('parameters', 0))} "
+                       f"{model.get('quantization', '?')}",
+            model_size=str(model.get("size_bytes", 0)), model_n_params=str(model.get("parameters", 0)),
+            n_threads=str(cell.threads), n_prompt=str(n_prompt), n_gen=str(n_gen),
+            test_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(r["started_unix"] for r in rows))),
+            avg_ns=str(sum(samples_ns) // len(samples_ns)), stddev_ns=str(int(_stdev(samples_ns))),
+            avg_ts=f"{sum(rates) / len(rates):.6f}", stddev_ts=f"{_stdev(rates):.6f}",
+        )
+        writer.writerow([values[f] for f in LLAMA_BENCH_FIELDS])
+    return out.getvalue(), sum(1 for c in all_cells if c.kind != "bench")
+
+
+def _size_label(parameters: int) -> str:
+    """A size like llama.cpp's model type names ("135M", "7B")."""
+    if parameters >= 10**9:
+        return f"{parameters / 1e9:.0f}B"
+    return f"{parameters / 1e6:.0f}M" if parameters else "?B"
+
+
+def export(path: str, fmt: str, out: str | None) -> int:
+    """Write `path`'s cells in `fmt` to `out` (stdout when None); notes go to stderr."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    results = read_results(path)
+    if fmt == "llama-bench-csv":
+        text, skipped = to_llama_bench_csv(results)
+        if text.count("\n") == 1:
+            raise ExportError(f"{path}: no bench test with a successful run to export in llama-bench's format "
+                              f"(a query run? use --format csv or json)")
+        if skipped:
+            print(f"mpibench: {skipped} query cells left out (llama-bench has no such test)", file=sys.stderr)
+    else:
+        all_cells = cells(results.results)
+        text = to_csv(all_cells) if fmt == "csv" else to_json(results, all_cells)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(out).write_text(text)
+    except OSError as error:
+        raise ExportError(f"cannot write {out}: {error.strerror or error}") from None
+    return 0
