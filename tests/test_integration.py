@@ -115,7 +115,7 @@ def test_existing_run_is_not_overwritten(sweeps):
 
 def test_a_model_without_chat_template_gets_a_completion_prompt(tmp_path):
     out = tmp_path / "run"
-    proc = mpibench(1, "--models", "gemma3-270m", "--prompts", "pi", "--threads", "1", "--max-tokens", "32",
+    proc = mpibench(1, "--models", "gemma3-270m", "--prompts", "pi", "--threads", "1", "--max-tokens", "64",
                     "--out", str(out), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     (row,) = read_results(out / "results.h5").results

@@ -45,7 +45,7 @@ def llama_bench() -> Path:
                     "-DLLAMA_OPENSSL=OFF"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", build, "--target", "llama-bench", "-j", str(os.cpu_count())],
                    check=True, stdout=subprocess.DEVNULL)
-    shutil.copy(next(build.rglob("llama-bench")), binary)
+    shutil.copy(build / "bin" / "llama-bench", binary)
     return binary
 
 
