@@ -19,6 +19,9 @@ from mpibench.tasks import Task
 from mpibench.worker import LOAD_FAILED
 
 
+RESULT_POLL_S = 0.01  # rank 0 looks for results at least this often: a result waits at most 10 ms
+
+
 @dataclass
 class Outcome:
     done: int = 0
@@ -44,7 +47,7 @@ def coordinate(
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Run every task once; returns the counts and the ranks lost on the way."""
-    backoff = Backoff()
+    backoff = Backoff(longest=RESULT_POLL_S)
     outcome = Outcome()
     sent_at: dict[int, float] = {}
 
@@ -54,14 +57,18 @@ def coordinate(
         outcome.failed += record["status"] != "ok"
         progress.update(outcome.done, outcome.failed)
 
+    changed = True  # only a finished or lost task frees a node: assign after those alone
     while not scheduler.done:
-        for assignment in scheduler.assign():
-            transport.send_job(assignment.rank, make_job(assignment))
-            sent_at[assignment.rank] = clock()
+        if changed:
+            for assignment in scheduler.assign():
+                transport.send_job(assignment.rank, make_job(assignment))
+                sent_at[assignment.rank] = clock()
+            changed = False
         message = transport.poll()
         if message is None:
             for rank, since in list(sent_at.items()):
                 if clock() - since > silence_limit:
+                    changed = True
                     del sent_at[rank]
                     outcome.lost_ranks.append(rank)
                     held, stuck = scheduler.lose_worker(rank)
@@ -73,6 +80,7 @@ def coordinate(
             backoff.sleep()
             continue
         backoff.reset()
+        changed = True
         rank, record = message
         if rank in outcome.lost_ranks:  # a late answer of a worker given up for lost: keep it, latest wins
             store_result(record)

@@ -64,12 +64,21 @@ def abort(comm, code: int) -> None:
     comm.Abort(code)
 
 
+PROBE_BURST = 8
+
+
+def probe(comm, source: int, tag: int, status) -> bool:
+    """Iprobe a few times in a row (under a microsecond each): a message takes several progress steps to
+    arrive, and between sleeps one probe a wakeup would add a whole sleep per step to its latency."""
+    return any(comm.Iprobe(source=source, tag=tag, status=status) for _ in range(PROBE_BURST))
+
+
 def receive_from_coordinator(comm, within: float | None = None) -> tuple[int, object] | None:
     """Wait (polling, not spinning) for the next message from rank 0; returns (tag, message), or None
     when `within` seconds pass first."""
     status, backoff = MPI.Status(), Backoff()
     end = None if within is None else time.monotonic() + within
-    while not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+    while not probe(comm, 0, MPI.ANY_TAG, status):
         if end is not None and time.monotonic() > end:
             return None
         backoff.sleep()
@@ -86,7 +95,7 @@ class MpiTransport:
         self.comm.send(job, dest=rank, tag=TAG_JOB)
 
     def poll(self) -> tuple[int, dict] | None:
-        if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_RESULT, status=self.status):
+        if not probe(self.comm, MPI.ANY_SOURCE, TAG_RESULT, self.status):
             return None
         source = self.status.Get_source()
         return source, self.comm.recv(source=source, tag=TAG_RESULT)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 from mpibench.affinity import format_cpu_list, runner_environment
 from mpibench.deadline import FIRST_TASK_S, task_limit
@@ -42,6 +43,7 @@ class Runner:
         self.key = key
         self.previous: dict | None = None  # the last successful record, for the next time limit
         self.stderr = tempfile.TemporaryFile()
+        started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mpibench.runner"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
@@ -49,6 +51,7 @@ class Runner:
         )
         load = {k: job[k] for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format")}
         self.loaded = self.request(load, job["timeout"] if job["timeout"] is not None else FIRST_TASK_S)
+        self.start_s = time.perf_counter() - started  # process, imports and model load: what a group costs
         if self.loaded["event"] != "loaded" and not self.loaded["error"].startswith(LOAD_FAILED):
             self.loaded["error"] = f"{LOAD_FAILED}: {self.loaded['error']}"
 
@@ -125,7 +128,8 @@ class Worker:
             return record
         metrics = latency(reply["token_ns"], reply["end_ns"], reply["prompt_tokens"])
         record.update({k: v for k, v in reply.items() if k in record or k in ("answer", "token_ns")})
-        record.update(vars(metrics), status="ok", load_s=loaded["load_s"], generated_tokens=len(reply["token_ns"]))
+        record.update(vars(metrics), status="ok", load_s=loaded["load_s"], runner_start_s=self.runner.start_s,
+                      generated_tokens=len(reply["token_ns"]))
         if "bench" in job["request"]:  # llama-bench's throughput: the test's tokens / the test's time
             record.update(bench_throughput(job["request"]["bench"], record["e2e_s"]))
         record["system_info"] = loaded["system_info"]

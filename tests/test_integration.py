@@ -60,7 +60,7 @@ def test_sweep_records_every_task_once_with_real_measurements(sweeps, ranks, wor
         assert row["prompt_tokens"] > 5 and row["llama_prompt_n"] == row["prompt_tokens"]
         assert 0 < row["ttft_s"] < row["e2e_s"] < 60
         assert 0 < row["load_s"] < 60
-        assert row["generated_tokens"] < 2 or 5 < row["decode_tok_s"] < 5000
+        assert row["generated_tokens"] < 2 or 1 < row["decode_tok_s"] < 5000
         assert row["cpu_user_s"] > 0 and row["peak_rss_bytes"] > 50 * 2**20
         cores = parse_cpu_list(row["cores"])
         assert len(cores) == row["threads"]

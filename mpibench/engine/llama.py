@@ -67,6 +67,7 @@ class LlamaEngine:
         self.threads, self.n_ctx, self.prompt_format = threads, n_ctx, prompt_format
         self.random = random.Random(seed)
         self.contexts: dict[int, object] = {}
+        self._context(n_ctx)  # allocated with the model, not in the first task's time
         self.sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         llama_cpp.llama_sampler_chain_add(self.sampler, llama_cpp.llama_sampler_init_greedy())
         self._chat = None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
-# thp; root attribute launch_json; results gained kind and warmup (readers default what an early file lacks)
+# thp; root attribute launch_json; results gained kind, warmup and runner_start_s (readers default what an early file lacks)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
     ("task_id", "str"), ("index", "int"), ("kind", "str"), ("model", "str"), ("prompt_id", "str"),
     ("threads", "int"), ("repetition", "int"), ("warmup", "int"), ("status", "str"), ("error", "str"),
     ("rank", "int"), ("hostname", "str"), ("cores", "str"), ("cpus_seen", "str"),
-    ("prompt_format", "str"), ("load_s", "float"), ("prompt_tokens", "int"),
+    ("prompt_format", "str"), ("load_s", "float"), ("runner_start_s", "float"), ("prompt_tokens", "int"),
     ("generated_tokens", "int"), ("finish_reason", "str"), ("ttft_s", "float"),
     ("prefill_tok_s", "float"), ("decode_tok_s", "float"), ("tpot_s", "float"),
     ("itl_median_s", "float"), ("itl_max_s", "float"), ("e2e_s", "float"),
@@ -24,6 +24,8 @@ RESULT_DEFINITIONS = {
     "prompt_id": "the prompt's id; for bench tasks the test: ppN (N prompt tokens in one batch) or tgN (N tokens one at a time)",
     "warmup": "1 for a warmup run: recorded, never counted in statistics (repetition is then negative)",
     "load_s": "seconds to load the model in this task's runner (once per runner, repeated on each of its tasks)",
+    "runner_start_s": "seconds from starting this task's runner process to its model being ready: process start, "
+                      "llama.cpp import, model load and context (once per runner, repeated on each of its tasks)",
     "ttft_s": "time to first token: request start to first generated token, prefill included",
     "prefill_tok_s": "prompt tokens / TTFT",
     "decode_tok_s": "(generated tokens - 1) / (last token time - first token time)",

@@ -2,9 +2,11 @@
 
 Runs the default sweep (the builtin SmolLM2-135M, the five study queries, every thread count up to the
 cores, 128 tokens) under `mpiexec -n 3`, then reads its results file:
-- harness share = (wall time - measured inference - model loads) / wall time, where wall time is rank 0's
-  coordinating loop, measured inference the sum of the tasks' end-to-end times, and model loads each
-  runner's load time counted once. Target: under 3 %.
+- harness share = (wall time - measured inference - runner starts) / wall time, where wall time is rank 0's
+  coordinating loop, measured inference the sum of the tasks' end-to-end times, and runner starts each
+  runner's time from process start to model ready (Python and llama.cpp import, model load, context)
+  counted once. Target: under 3 %. Printed too: the share with only the model loads subtracted, i.e.
+  counting the runner processes' start as harness.
 - rank 0's CPU share = rank 0's CPU seconds / wall time. Target: under 2 %.
 
 Usage: python tests/benchmarks/overhead.py [extra `mpibench run` arguments, e.g. --repetitions 3]
@@ -30,10 +32,12 @@ def shares(path: Path) -> dict:
     wall = results.attrs["wall_s"]
     rows = [r for r in results.results if r["status"] == "ok"]
     inference = sum(r["e2e_s"] for r in rows)
-    loads = sum({(r["rank"], r["model"], r["threads"], r["load_s"]): r["load_s"] for r in rows}.values())
+    runners = {(r["rank"], r["model"], r["threads"], r["runner_start_s"]): r for r in rows}.values()
+    starts, loads = sum(r["runner_start_s"] for r in runners), sum(r["load_s"] for r in runners)
     return {
-        "tasks": len(rows), "wall_s": wall, "inference_s": inference, "loads_s": loads,
-        "harness_share": (wall - inference - loads) / wall,
+        "tasks": len(rows), "wall_s": wall, "inference_s": inference, "starts_s": starts, "loads_s": loads,
+        "harness_share": (wall - inference - starts) / wall,
+        "harness_share_with_starts": (wall - inference - loads) / wall,
         "rank0_cpu_share": results.attrs["coordinator_cpu_s"] / wall,
     }
 
@@ -45,9 +49,10 @@ def main() -> int:
         subprocess.run([str(BIN / "mpiexec"), "-n", "3", str(BIN / "mpibench"), "run", "--out", f"{tmp}/run",
                         "--no-plots", *sys.argv[1:]], check=True, env=env)
         figures = shares(Path(tmp) / "run" / "results.h5")
-    print(f"{figures['tasks']} tasks in {figures['wall_s']:.1f} s: inference {figures['inference_s']:.1f} s, "
-          f"model loads {figures['loads_s']:.1f} s")
-    print(f"harness share {100 * figures['harness_share']:.2f} % (target < 3 %)")
+    print(f"{figures['tasks']} tasks in {figures['wall_s']:.1f} s: inference {figures['inference_s']:.2f} s, "
+          f"runner starts {figures['starts_s']:.2f} s (of which model loads {figures['loads_s']:.2f} s)")
+    print(f"harness share {100 * figures['harness_share']:.2f} % (target < 3 %); counting runner starts "
+          f"beyond the model load as harness: {100 * figures['harness_share_with_starts']:.2f} %")
     print(f"rank 0 CPU share {100 * figures['rank0_cpu_share']:.2f} % (target < 2 %)")
     return 0
 
