@@ -24,14 +24,14 @@ TAG_JOB, TAG_RESULT, TAG_STOP = 11, 12, 13
 class Backoff:
     """Sleeps that start at 1 ms and double to 50 ms while nothing happens."""
 
-    def __init__(self, first: float = 0.001, longest: float = 0.05):
-        self.first, self.longest, self.delay = first, longest, first
+    def __init__(self, first: float = 0.001, longest: float = 0.05, sleep=time.sleep):
+        self.first, self.longest, self.delay, self._sleep = first, longest, first, sleep
 
     def reset(self) -> None:
         self.delay = self.first
 
     def sleep(self) -> None:
-        time.sleep(self.delay)
+        self._sleep(self.delay)
         self.delay = min(self.delay * 2, self.longest)
 
 

@@ -114,3 +114,38 @@ def test_time_limits():
     assert task_limit(None, {"ttft_s": 0.01, "tpot_s": 0.001, "e2e_s": 0.1}, 10) == MIN_TASK_S
     assert task_limit(None, {"ttft_s": math.nan, "tpot_s": math.nan, "e2e_s": math.nan}, 10) == FIRST_TASK_S
     assert worker_silence_limit(10.0) == 30.0
+
+
+class Timed:
+    """Simulated time: each job's result arrives `seconds` after it was sent; sleeping advances the clock."""
+
+    def __init__(self, seconds: float):
+        self.now, self.seconds, self.running, self.sleeps = 0.0, seconds, [], []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def send_job(self, rank, job):
+        self.running.append((self.now + self.seconds, rank, job))
+
+    def poll(self):
+        for item in self.running:
+            if item[0] <= self.now:
+                self.running.remove(item)
+                return item[1], ok(item[1], item[2])
+        return None
+
+
+def test_rank_0_sleeps_through_a_task_it_has_seen_before_instead_of_polling():
+    tasks = expand(build_config("", {"prompts": "pi", "repetitions": 3}), (1,))
+    timed = Timed(seconds=2.0)
+    coordinate(Scheduler(tasks, {1: "n1"}, {"n1": (0, 1)}), lambda a: {"task": a.task}, timed, [].append,
+               Progress(len(tasks)), 1e9, clock=timed.clock, sleep=timed.sleep)
+    long_sleeps = [s for s in timed.sleeps if s > 1.0]
+    assert len(long_sleeps) == 2 and all(s == pytest.approx(0.85 * 2.0, abs=0.02) for s in long_sleeps)
+    assert max(s for s in timed.sleeps if s <= 1.0) <= 0.01  # otherwise polls at most every 10 ms
+    assert len(timed.sleeps) < 300  # polling all three tasks through would take about 600 sleeps
