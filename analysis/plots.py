@@ -6,7 +6,6 @@ Every point is the median over a cell's successful repetitions.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections import defaultdict
@@ -17,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.command import plot_command  # noqa: E402
 from mpibench.store.hdf5 import ResultsFileError, read_results  # noqa: E402
 from mpibench.summary import Cell, cells, speedups  # noqa: E402
 
@@ -115,17 +115,7 @@ def draw_all(results_path: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
-    parser.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
-    args = parser.parse_args(argv)
-    try:
-        for path in draw_all(args.results, args.out or Path(args.results).parent / "plots"):
-            print(path)
-    except ResultsFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return plot_command(draw_all, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Scores without a usable value (an unparsable judgement) are left out of every me
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -20,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.command import plot_command  # noqa: E402
 from mpibench.store.hdf5 import ResultsFileError, read_results  # noqa: E402
 
 
@@ -149,17 +149,7 @@ def draw_quality(results_path: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
-    parser.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
-    args = parser.parse_args(argv)
-    try:
-        for path in draw_quality(args.results, args.out or Path(args.results).parent / "plots"):
-            print(path)
-    except ResultsFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return plot_command(draw_quality, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""The command line the analysis scripts share: a results file in, PNG files out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mpibench.store.hdf5 import ResultsFileError
+
+
+def plot_command(draw: Callable[[str, Path], list[Path]], description: str, argv: list[str] | None) -> int:
+    """Parse `results [--out DIR]`, draw, print the files written; a bad file is one line and exit 2."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("results")
+    parser.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
+    args = parser.parse_args(argv)
+    try:
+        for path in draw(args.results, Path(args.out) if args.out else Path(args.results).parent / "plots"):
+            print(path)
+    except ResultsFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
