@@ -26,6 +26,7 @@ from mpibench.store.schema import empty_result
 
 STDERR_TAIL = 2000
 LOAD_FAILED = "model failed to load"
+RUNNER_SETTINGS = ("model_path", "cores", "n_ctx", "seed", "prompt_format")  # what a runner is started with
 
 
 def bench_throughput(test: dict, seconds: float) -> dict:
@@ -49,7 +50,7 @@ class Runner:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
             env=dict(runner_environment(tuple(job["cores"]), os.environ), PYTHONFAULTHANDLER="1"),
         )
-        load = {k: job[k] for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format")}
+        load = {k: job[k] for k in RUNNER_SETTINGS}
         self.loaded = self.request(load, job["timeout"] if job["timeout"] is not None else FIRST_TASK_S)
         self.start_s = time.perf_counter() - started  # process, imports and model load: what a group costs
         if self.loaded["event"] != "loaded" and not self.loaded["error"].startswith(LOAD_FAILED):
@@ -104,7 +105,7 @@ class Worker:
 
     def execute(self, job: dict) -> dict:
         """Run one job and return its result record (status "failed" or "timeout" with the reason if it did not finish)."""
-        key = tuple(json.dumps(job[k]) for k in ("model_path", "cores", "n_ctx", "seed", "prompt_format"))
+        key = tuple(json.dumps(job[k]) for k in RUNNER_SETTINGS)
         if self.runner is None or self.runner.key != key:
             self.close()
             self.runner = Runner(key, job)
