@@ -150,9 +150,10 @@ def to_llama_bench_csv(results: Results) -> tuple[str, int]:
             LLAMA_BENCH_DEFAULTS,
             cpu_info=", ".join(sorted({cpu_models.get(r["hostname"], "") for r in rows})),
             model_filename=model.get("path", cell.model),
-            model_type=f"{model.get('architecture', '?')} {_size_label(model.get('parameters', 0))} "
-                       f"{model.get('quantization', '?')}",
-            model_size=str(model.get("size_bytes", 0)), model_n_params=str(model.get("parameters", 0)),
+            model_type=model.get("llama_desc") or f"{model.get('architecture', '?')} "
+                       f"{_size_label(model.get('parameters', 0))} {model.get('quantization', '?')}",
+            model_size=str(model.get("llama_bytes") or model.get("size_bytes", 0)),
+            model_n_params=str(model.get("parameters", 0)),
             n_threads=str(cell.threads), n_prompt=str(n_prompt), n_gen=str(n_gen),
             test_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(r["started_unix"] for r in rows))),
             avg_ns=str(sum(samples_ns) // len(samples_ns)), stddev_ns=str(int(_stdev(samples_ns))),

@@ -71,7 +71,9 @@ def main() -> int:
 
         started = time.perf_counter()
         engine = LlamaEngine(load["model_path"], len(load["cores"]), load["n_ctx"], load["seed"], load["prompt_format"])
-        reply({"event": "loaded", "load_s": time.perf_counter() - started, "system_info": engine.system_info()})
+        desc, size = engine.description()
+        reply({"event": "loaded", "load_s": time.perf_counter() - started, "system_info": engine.system_info(),
+               "model_desc": desc, "model_bytes": size})
     except Exception as error:  # the worker records the reason on every task of this group
         reply({"event": "error", "error": f"model failed to load: {error}"})
         return 1

@@ -133,7 +133,7 @@ class Worker:
                       generated_tokens=len(reply["token_ns"]))
         if "bench" in job["request"]:  # llama-bench's throughput: the test's tokens / the test's time
             record.update(bench_throughput(job["request"]["bench"], record["e2e_s"]))
-        record["system_info"] = loaded["system_info"]
+        record.update({k: loaded[k] for k in ("system_info", "model_desc", "model_bytes")})  # per host / model
         self.runner.previous = record
         return record
 

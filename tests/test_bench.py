@@ -57,3 +57,10 @@ def test_bench_runs_pp_and_tg_under_mpiexec(tmp_path):
             assert row["llama_eval_n"] == 8 and len(row["token_ns"]) == 8
             assert row["decode_tok_s"] == pytest.approx(8 / row["e2e_s"]) and math.isnan(row["prefill_tok_s"])
         assert row["llama_prompt_ms"] + row["llama_eval_ms"] <= 1000 * row["e2e_s"] * 1.01
+    (model,) = read_results(out / "results.h5").models
+    assert model["llama_desc"].startswith("llama ") and "Q4_1" in model["llama_desc"]
+    assert 0 < model["llama_bytes"] < model["size_bytes"]  # tensors only, as llama-bench counts
+    export = subprocess.run([sys.executable, "-m", "mpibench", "export", str(out / "results.h5"),
+                             "--format", "llama-bench-csv"], capture_output=True, text=True, timeout=120)
+    assert export.returncode == 0, export.stderr
+    assert f'"{model["llama_desc"]}","{model["llama_bytes"]}"' in export.stdout

@@ -52,6 +52,13 @@ def _rows(dataset: h5py.Dataset, columns=(), **defaults) -> list[dict]:
     ]
 
 
+def _with_llama_description(models: list[dict], records: list[dict]) -> list[dict]:
+    """Model rows with llama.cpp's own description and tensor size, as a runner of the model reported them."""
+    seen = {r["model"]: r for r in records if r.get("model_desc")}
+    return [dict(m, llama_desc=seen[m["name"]]["model_desc"], llama_bytes=seen[m["name"]]["model_bytes"])
+            if m["name"] in seen else m for m in models]
+
+
 def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
     """Write the whole file to a temporary name, then rename it: readers never see a half-written file."""
     path = Path(path)
@@ -73,7 +80,7 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         for column, definition in HOST_DEFINITIONS.items():
             f["hosts"].attrs[column] = definition
         _table(f, "workers", WORKER_COLUMNS, header["workers"])
-        _table(f, "models", MODEL_COLUMNS, header["models"])
+        _table(f, "models", MODEL_COLUMNS, _with_llama_description(header["models"], records))
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
         _table(f, "results", RESULT_COLUMNS, records)
         for column, definition in RESULT_DEFINITIONS.items():
@@ -127,5 +134,6 @@ def read_results(path: str | Path) -> Results:
             row["answer"] = answer
             row["token_ns"] = [int(t) for t in times]
         scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
-        return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]), _rows(f["models"]),
+        return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
+                       _rows(f["models"], MODEL_COLUMNS),
                        _rows(f["prompts"]), results, *scores)

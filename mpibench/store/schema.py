@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
-# thp; root attribute launch_json; results gained kind, warmup and runner_start_s (readers default what an early file lacks)
+# thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
+# runner_start_s (readers default what an early file lacks)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -70,6 +71,7 @@ MODEL_COLUMNS = (
     ("name", "str"), ("path", "str"), ("size_bytes", "int"), ("mtime", "float"),
     ("architecture", "str"), ("quantization", "str"), ("parameters", "int"),
     ("context_length", "int"), ("has_chat_template", "int"), ("prompt_format", "str"),
+    ("llama_desc", "str"), ("llama_bytes", "int"),
 )
 PROMPT_COLUMNS = (("id", "str"), ("category", "str"), ("text", "str"))
 
