@@ -30,12 +30,13 @@ from mpibench.progress import Progress
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.store.hdf5 import write_results
 from mpibench.store.journal import Journal
+from mpibench.store.scores import SCORES_FILE
 from mpibench.store.rundir import HEADER_FILE, JOURNAL_FILE, RESULTS_FILE, RunDirError, read_run, write_header
 from mpibench.tasks import expand
 from mpibench.worker import Worker
 
 HDF5_REFRESH_S = 30.0
-RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots", "scores.jsonl")  # what --force replaces (and judge-*/)
+RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots", SCORES_FILE)  # what --force replaces (and judge-*/)
 DRAIN_S = 2.0  # after an interrupt, how long rank 0 keeps results already on their way
 STOP_WAIT_S = 30.0  # after an interrupt, how long a worker waits for rank 0's stop
 
@@ -148,7 +149,6 @@ def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: li
                    draw_plots: bool, resume: str | None = None, retry_failed: bool = False) -> int:
     """Rank 0: validate, plan, run every task not yet done, and write results.h5 (also when interrupted)."""
     place = placement(facts)
-    previous: list[dict] = []
     if resume:
         run_dir = Path(resume)
         try:
@@ -167,21 +167,20 @@ def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: li
     models = {m.name: inspect_model(m) for m in config.models}
     all_tasks = expand(config, threads)
     if resume:
-        kept = [r for r in previous if r["status"] == "ok" or not retry_failed]
-        done_ids = {r["task_id"] for r in kept}
-        tasks = [t for t in all_tasks if t.id not in done_ids]
+        records = [r for r in previous if r["status"] == "ok" or not retry_failed]  # what stays done
         header = dict(_header(old_header["run_id"], config, old_header.get("config_toml", ""), threads,
                               len(all_tasks), comm, facts, place, models),
                       started=old_header["started"],
                       resumes=old_header.get("resumes", []) + [time.strftime("%Y-%m-%dT%H:%M:%S%z")])
-        previous = kept
     else:
-        tasks = list(all_tasks)
+        records = []
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
         run_dir = prepare_run_dir(config, run_id, force)
-        header = _header(run_id, config, config_toml, threads, len(tasks), comm, facts, place, models)
+        header = _header(run_id, config, config_toml, threads, len(all_tasks), comm, facts, place, models)
+    done_ids = {r["task_id"] for r in records}
+    tasks = [t for t in all_tasks if t.id not in done_ids]
     write_header(run_dir, header)
-    journal, records = Journal(run_dir / JOURNAL_FILE), list(previous)
+    journal = Journal(run_dir / JOURNAL_FILE)
     last_write = time.monotonic()
 
     def store(record: dict) -> None:
