@@ -2,18 +2,23 @@
 
 Builds llama-bench from the llama.cpp sources vendored in the llama-cpp-python sdist of the installed
 version (downloaded from PyPI once, built into build/fidelity/), then, for several rounds and each thread
-count, runs llama-bench (pinned with taskset to the cores mpibench gives the task, so both run alike) and
-`mpibench bench` back to back, and prints per test and thread count the medians of each and the median over
-rounds of the pair's ratio mpibench / llama-bench.
+count, runs llama-bench and `mpibench bench` back to back, in alternating order (ABBA: a drift of the
+machine's speed within a round falls on both alike). llama-bench runs pinned as mpibench's runner is: taskset
+to the task's cores and the same OpenMP placement (OMP_PROC_BIND, OMP_PLACES), and on llama-cpp-python's
+own compiled llama.cpp libraries (LD_LIBRARY_PATH), so that only the harness differs. Printed per test and thread
+count: the median of all samples of each, their ratio mpibench / llama-bench, and each round's ratio.
 Target: every ratio within [0.97, 1.03] for SmolLM2 at 1 and 2 threads.
+On a shared VM single samples vary by 5-10 %, so the ratio needs ~100 samples a side to settle within
+1-2 %: the defaults (10 rounds x 10 repetitions) take about 40 minutes on 2 cores.
 
-Usage: python tests/benchmarks/fidelity.py [--threads 1,2] [-p 512] [-n 128] [-r 3] [--rounds 6] [--model PATH]
+Usage: python tests/benchmarks/fidelity.py [--threads 1,2] [-p 512] [-n 128] [-r 10] [--rounds 10] [--model PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -61,10 +66,16 @@ def task_cores(threads: int) -> list[int]:
 
 
 def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, list[float]]:
-    """llama-bench's samples (tokens/s) per test, pinned (taskset) to the cores mpibench would give the task."""
-    pin = ["taskset", "-c", ",".join(map(str, task_cores(threads)))]
+    """llama-bench's samples (tokens/s) per test, pinned as mpibench's runner would be for the task, and
+    running on llama-cpp-python's own llama.cpp libraries (the same compiled kernels as mpibench)."""
+    from mpibench.affinity import runner_environment
+
+    cores = task_cores(threads)
+    pin = ["taskset", "-c", ",".join(map(str, cores))]
+    env = runner_environment(tuple(cores), os.environ)
+    env["LD_LIBRARY_PATH"] = str(Path(importlib.util.find_spec("llama_cpp").origin).parent / "lib")
     out = subprocess.run([*pin, str(binary), "-m", model, "-t", str(threads), "-p", str(args.p), "-n", str(args.n),
-                          "-r", str(args.r), "-o", "json"], check=True, capture_output=True, text=True).stdout
+                          "-r", str(args.r), "-o", "json"], check=True, capture_output=True, text=True, env=env).stdout
     return {(f"pp{t['n_prompt']}" if t["n_prompt"] else f"tg{t['n_gen']}"): t["samples_ts"] for t in json.loads(out)}
 
 
@@ -91,35 +102,43 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("-p", type=int, default=512)
     parser.add_argument("-n", type=int, default=128)
-    parser.add_argument("-r", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=6, help="back-to-back pairs of llama-bench and mpibench")
+    parser.add_argument("-r", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="back-to-back pairs of llama-bench and mpibench")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from mpibench.models import builtin_path
 
     model = args.model or str(builtin_path("smollm2-135m"))
     binary = llama_bench()
-    ratios: dict[tuple[str, int], list[float]] = {}
     theirs: dict[tuple[str, int], list[float]] = {}
     ours: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):  # pairs run back to back: this VM's speed drifts by 10 % within minutes
+    rounds: dict[tuple[str, int], list[float]] = {}
+    for number in range(args.rounds):
         for threads in map(int, args.threads.split(",")):
-            a, b = run_llama_bench(binary, model, args, threads), run_mpibench(model, args, threads)
+            if number % 2 == 0:
+                a = run_llama_bench(binary, model, args, threads)
+                b = run_mpibench(model, args, threads)
+            else:
+                b = run_mpibench(model, args, threads)
+                a = run_llama_bench(binary, model, args, threads)
             for test in a:
                 key = (test, threads)
                 theirs.setdefault(key, []).extend(a[test])
                 ours.setdefault(key, []).extend(b[test])
-                ratios.setdefault(key, []).append(statistics.median(b[test]) / statistics.median(a[test]))
+                rounds.setdefault(key, []).append(statistics.median(b[test]) / statistics.median(a[test]))
+            print(f"round {number + 1}/{args.rounds}, {threads} threads: "
+                  + ", ".join(f"{test} {rounds[test, threads][-1]:.3f}" for test in a), file=sys.stderr, flush=True)
     print(f"model {Path(model).name}, llama-cpp-python {importlib.metadata.version('llama-cpp-python')}, "
-          f"{args.rounds} rounds x {args.r} repetitions; llama-bench pinned (taskset) to the cores mpibench uses")
+          f"{args.rounds} rounds x {args.r} repetitions, order alternating; llama-bench pinned as mpibench's runner")
     print(f"{'test':>8} {'threads':>7} {'llama-bench':>12} {'mpibench':>10} {'ratio':>7}  per-round ratios")
     worst = 0.0
-    for key in sorted(ratios, key=lambda k: (k[0][:2], int(k[0][2:]), k[1])):
-        ratio = statistics.median(ratios[key])
+    for key in sorted(rounds, key=lambda k: (k[0][:2], int(k[0][2:]), k[1])):
+        theirs_median, ours_median = statistics.median(theirs[key]), statistics.median(ours[key])
+        ratio = ours_median / theirs_median
         worst = max(worst, abs(ratio - 1))
-        print(f"{key[0]:>8} {key[1]:>7} {statistics.median(theirs[key]):>12.2f} {statistics.median(ours[key]):>10.2f} "
-              f"{ratio:>7.3f}  {' '.join(f'{r:.3f}' for r in ratios[key])}")
-    print("ratio: median over rounds of (mpibench median / llama-bench median) of each round's back-to-back pair")
+        print(f"{key[0]:>8} {key[1]:>7} {theirs_median:>12.2f} {ours_median:>10.2f} {ratio:>7.3f}  "
+              f"{' '.join(f'{r:.3f}' for r in rounds[key])}")
+    print("tokens/s: median of all samples; ratio: mpibench median / llama-bench median")
     print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= 0.03 else 'OUTSIDE'} the 3 % target)")
     return 0
 
