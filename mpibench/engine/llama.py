@@ -57,7 +57,7 @@ class Generation:
 
 
 class LlamaEngine:
-    """One model, loaded once; a context per context size, created on first use and kept."""
+    """One model, loaded once, and one context, made anew when a task needs another size."""
 
     def __init__(self, model_path: str, threads: int, n_ctx: int, seed: int, prompt_format: str):
         self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), llama_cpp.llama_model_default_params())
@@ -66,7 +66,7 @@ class LlamaEngine:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.threads, self.n_ctx, self.prompt_format = threads, n_ctx, prompt_format
         self.random = random.Random(seed)
-        self.contexts: dict[int, object] = {}
+        self.context, self.context_size = None, None
         self._context(n_ctx)  # allocated with the model, not in the first task's time
         self.sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         llama_cpp.llama_sampler_chain_add(self.sampler, llama_cpp.llama_sampler_init_greedy())
@@ -99,16 +99,21 @@ class LlamaEngine:
         return llama_cpp.llama_vocab_get_text(self.vocab, token).decode("utf-8", errors="replace") if token >= 0 else ""
 
     def _context(self, n_ctx: int):
-        if n_ctx not in self.contexts:
+        """A context of n_ctx tokens with an empty KV cache. Only one context lives at a time, as in
+        llama-bench: a second one, even idle, cost 4-5 % of pp speed at 1 thread (README, fidelity)."""
+        if self.context_size != n_ctx:
+            if self.context is not None:
+                llama_cpp.llama_free(self.context)
+                self.context, self.context_size = None, None
             params = llama_cpp.llama_context_default_params()
             params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, N_BATCH, N_UBATCH
             params.n_threads = params.n_threads_batch = self.threads
             params.no_perf = False
-            context = llama_cpp.llama_init_from_model(self.model, params)
-            if not context:
+            self.context = llama_cpp.llama_init_from_model(self.model, params)
+            if not self.context:
                 raise ValueError(f"llama.cpp could not create a context of {n_ctx} tokens")
-            self.contexts[n_ctx] = context
-        context = self.contexts[n_ctx]
+            self.context_size = n_ctx
+        context = self.context
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)  # empty KV cache
         llama_cpp.llama_perf_context_reset(context)
         return context
