@@ -100,7 +100,7 @@ class LlamaEngine:
 
     def _context(self, n_ctx: int):
         """A context of n_ctx tokens with an empty KV cache. Only one context lives at a time, as in
-        llama-bench: a second one, even idle, cost 4-5 % of pp speed at 1 thread (README, fidelity)."""
+        llama-bench (an idle second one cost pp speed in-process; README, fidelity)."""
         if self.context_size != n_ctx:
             if self.context is not None:
                 llama_cpp.llama_free(self.context)
