@@ -102,9 +102,9 @@ class LlamaEngine:
         """A context of n_ctx tokens with an empty KV cache. Only one context lives at a time, as in
         llama-bench (an idle second one cost pp speed in-process; README, fidelity)."""
         if self.context_size != n_ctx:
-            if self.context is not None:
+            if self.context:
                 llama_cpp.llama_free(self.context)
-                self.context, self.context_size = None, None
+            self.context_size = None  # until the new one exists
             params = llama_cpp.llama_context_default_params()
             params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, N_BATCH, N_UBATCH
             params.n_threads = params.n_threads_batch = self.threads
@@ -113,10 +113,9 @@ class LlamaEngine:
             if not self.context:
                 raise ValueError(f"llama.cpp could not create a context of {n_ctx} tokens")
             self.context_size = n_ctx
-        context = self.context
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)  # empty KV cache
-        llama_cpp.llama_perf_context_reset(context)
-        return context
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.context), True)  # empty KV cache
+        llama_cpp.llama_perf_context_reset(self.context)
+        return self.context
 
     def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
         data = text.encode("utf-8")
