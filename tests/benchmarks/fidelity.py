@@ -1,17 +1,18 @@
 """Fidelity: mpibench's bench mode against llama.cpp's own llama-bench, on the same model and thread counts.
 
 Builds llama-bench from the llama.cpp sources vendored in the llama-cpp-python sdist of the installed
-version (downloaded from PyPI once, built into build/fidelity/), then, for several rounds and each thread
-count, runs llama-bench and `mpibench bench` back to back, in alternating order (ABBA: a drift of the
-machine's speed within a round falls on both alike). llama-bench runs pinned as mpibench's runner is: taskset
-to the task's cores and the same OpenMP placement (OMP_PROC_BIND, OMP_PLACES), and on llama-cpp-python's
-own compiled llama.cpp libraries (LD_LIBRARY_PATH), so that only the harness differs. Printed per test and thread
-count: the median of all samples of each, their ratio mpibench / llama-bench, and each round's ratio.
+version (downloaded from PyPI once, built into build/fidelity/), then, for many short rounds and each thread
+count, runs llama-bench and `mpibench bench` back to back, in alternating order (ABBA). llama-bench runs pinned
+as mpibench's runner is: taskset to the task's cores and the same OpenMP placement (OMP_PROC_BIND, OMP_PLACES),
+and on llama-cpp-python's own compiled llama.cpp libraries (LD_LIBRARY_PATH), so that only the harness differs.
+The ratio is paired: per round, mpibench's median over llama-bench's, and the figure is the median of the
+rounds' ratios with its 95 % confidence interval. On a shared VM the machine's speed drifts by 10-20 % over
+tens of seconds (block means vary 2.5-4 times more than independent samples would), so two pooled medians
+taken minutes apart differ by the drift; a round's two halves, seconds apart, share most of it. Hence many
+short rounds: the defaults (40 rounds x 2 repetitions) take about 47 minutes on 2 cores.
 Target: every ratio within [0.97, 1.03] for SmolLM2 at 1 and 2 threads.
-On a shared VM single samples vary by 5-10 %, so the ratio needs ~100 samples a side to settle within
-1-2 %: the defaults (10 rounds x 10 repetitions) take about 40 minutes on 2 cores.
 
-Usage: python tests/benchmarks/fidelity.py [--threads 1,2] [-p 512] [-n 128] [-r 10] [--rounds 10] [--model PATH]
+Usage: python tests/benchmarks/fidelity.py [--threads 1,2] [-p 512] [-n 128] [-r 2] [--rounds 40] [--model PATH]
 """
 
 from __future__ import annotations
@@ -102,11 +103,12 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("-p", type=int, default=512)
     parser.add_argument("-n", type=int, default=128)
-    parser.add_argument("-r", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=10, help="back-to-back pairs of llama-bench and mpibench")
+    parser.add_argument("-r", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=40, help="back-to-back pairs of llama-bench and mpibench")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from mpibench.models import builtin_path
+    from mpibench.stats import describe
 
     model = args.model or str(builtin_path("smollm2-135m"))
     binary = llama_bench()
@@ -130,15 +132,15 @@ def main() -> int:
                   + ", ".join(f"{test} {rounds[test, threads][-1]:.3f}" for test in a), file=sys.stderr, flush=True)
     print(f"model {Path(model).name}, llama-cpp-python {importlib.metadata.version('llama-cpp-python')}, "
           f"{args.rounds} rounds x {args.r} repetitions, order alternating; llama-bench pinned as mpibench's runner")
-    print(f"{'test':>8} {'threads':>7} {'llama-bench':>12} {'mpibench':>10} {'ratio':>7}  per-round ratios")
+    print(f"{'test':>8} {'threads':>7} {'llama-bench':>12} {'mpibench':>10} {'ratio':>7}  95 % CI")
     worst = 0.0
     for key in sorted(rounds, key=lambda k: (k[0][:2], int(k[0][2:]), k[1])):
-        theirs_median, ours_median = statistics.median(theirs[key]), statistics.median(ours[key])
-        ratio = ours_median / theirs_median
-        worst = max(worst, abs(ratio - 1))
-        print(f"{key[0]:>8} {key[1]:>7} {theirs_median:>12.2f} {ours_median:>10.2f} {ratio:>7.3f}  "
-              f"{' '.join(f'{r:.3f}' for r in rounds[key])}")
-    print("tokens/s: median of all samples; ratio: mpibench median / llama-bench median")
+        ratio = describe(rounds[key])
+        worst = max(worst, abs(ratio.median - 1))
+        print(f"{key[0]:>8} {key[1]:>7} {statistics.median(theirs[key]):>12.2f} {statistics.median(ours[key]):>10.2f} "
+              f"{ratio.median:>7.3f}  [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]")
+    print("tokens/s: median of all samples; ratio: median over rounds of (mpibench median / llama-bench median), "
+          "with its 95 % confidence interval (order statistics)")
     print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= 0.03 else 'OUTSIDE'} the 3 % target)")
     return 0
 
