@@ -4,7 +4,13 @@
 # pip builds llama-cpp-python from source with GGML_NATIVE=ON: the library uses every SIMD instruction of
 # the build machine (say AVX-512 on a new login node) and dies with "illegal instruction" (the task fails
 # with "runner killed by signal 4") on an older compute node; built on an old login node it runs on a
-# new compute node but leaves its AVX-512 unused, and every number comes out too slow. Pick one:
+# new compute node but leaves its AVX-512 unused, and every number comes out too slow.
+#
+# Signal 4 (or 11) on a node with AMX (Sapphire Rapids and later) can instead be a compiler bug: GCC 11 to
+# 13.2 drop the stores that fill the AMX tile config, so the AMX matmul runs on unconfigured tiles (the
+# sapphirerapids variant dies with SIGILL, a native build with SIGSEGV). This script, like setup.sh,
+# builds with a fixed copy of the compiler's amxtileintrin.h when the compiler has the bug
+# (mpibench/toolchain.py); `mpibench doctor` tells which of the two a node has. Pick one:
 #
 #   bash launch/build-portable.sh variants   # default: one CPU backend per x86 generation (SSE4.2, AVX,
 #                                            #   AVX2, AVX-512, AMX, ... or the ARM levels), loaded at run
@@ -15,9 +21,10 @@
 #   bash launch/build-portable.sh native     # tuned to the CPU it runs on: run it ON a compute node, e.g.
 #                                            #   srun -N1 -c8 bash launch/build-portable.sh native
 #
-# The wheel lands in build/wheels/<kind>/ and is installed into $MPIBENCH_VENV (default .venv) unless
-# --no-install is given; --dry-run prints the commands instead. Compilation takes 5 minutes (avx2, native)
-# to 30 minutes (variants) on 2 cores; set CMAKE_BUILD_PARALLEL_LEVEL to use more.
+# The wheel lands in build/wheels/<kind>/ (<kind>-amxfix/ with the fix) and is installed into
+# $MPIBENCH_VENV (default .venv) unless --no-install is given; --dry-run prints the commands instead.
+# Compilation takes 5 minutes (avx2, native) to 30 minutes (variants) on 2 cores; set
+# CMAKE_BUILD_PARALLEL_LEVEL to use more.
 #
 # Check what each node ran with after a sweep: `mpibench show results.h5` prints, per host, the SIMD
 # features of the llama.cpp build it used and those of its CPU that the build left unused; the same is
@@ -47,6 +54,16 @@ esac
 version="$("$python" -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))' 2>/dev/null || true)"
 spec="llama-cpp-python${version:+==$version}"
 out="build/wheels/$kind"
+build_env=(CMAKE_ARGS="$cmake_args")
+# Every kind gets the fixed header when the compiler needs it (avx2 compiles no AMX code, but its libraries
+# then carry the fix marker like the others, and setup.sh keeps them). The check compiles a probe and
+# writes build/amx-fix/amxtileintrin.h, in a dry run too.
+fix_flags="$("$python" -m mpibench.toolchain amx-fix build/amx-fix)"
+if [ -n "$fix_flags" ]; then
+  echo "llama.cpp: ${CXX:-c++} drops AMX tile-config stores; building with the fixed header (keeps AMX)" >&2
+  build_env+=(CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }$fix_flags")
+  out="$out-amxfix"
+fi
 
 run() {
   if [ "$dry_run" = 0 ]; then "$@"; return; fi
@@ -56,8 +73,8 @@ run() {
   echo
 }
 
-# --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and would hand back the native build.
-run env CMAKE_ARGS="$cmake_args" "$python" -m pip wheel --no-deps --no-binary llama-cpp-python \
+# --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and CXXFLAGS and would hand back the native build.
+run env "${build_env[@]}" "$python" -m pip wheel --no-deps --no-binary llama-cpp-python \
   --no-cache-dir --wheel-dir "$out" "$spec"
 if [ "$install" = 1 ]; then
   wheel="$out/llama_cpp_python-${version:-*}-*.whl"

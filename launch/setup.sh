@@ -16,6 +16,46 @@ venv="${MPIBENCH_VENV:-.venv}"
 extras="test"
 [ "$mpi" = none ] || extras="$mpi,test"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e ".[$extras]"
-echo "mpibench installed in $(pwd)/$venv ($("$venv/bin/python" -c 'import mpi4py.MPI as M; print(M.Get_library_version().splitlines()[0])'))"
+py="$venv/bin/python"
+"$py" -m pip install --quiet --upgrade pip
+
+# llama.cpp's AMX matmul: GCC 11 to 13.2 drop the stores that fill the tile config, and AMX decodes crash
+# (mpibench/toolchain.py). With such a compiler, llama-cpp-python is built here with a fixed copy of the
+# compiler's amxtileintrin.h, on CPUs without AMX too (they compile no AMX code; the build is then the
+# same everywhere), and cached in build/wheels/native-amxfix/. --no-cache-dir: pip's wheel cache ignores
+# CXXFLAGS and would hand back a build without the fix.
+llama="$(sed -n 's/^ *\(llama-cpp-python[^ ]*\) *$/\1/p' setup.cfg)"  # the version rule lives in setup.cfg
+wheels=build/wheels/native-amxfix
+fix_flags="$("$py" -m mpibench.toolchain amx-fix build/amx-fix)"
+# The installed CPU backends (a portable build's variants are in site-packages/bin): none, fixed (all
+# carry the fix marker), native or portable (without it).
+installed="$("$py" -c '
+import importlib.util, pathlib
+from mpibench.toolchain import has_amx_fix, library_comments
+spec = importlib.util.find_spec("llama_cpp")
+pkg = pathlib.Path(spec.submodule_search_locations[0]) if spec else None
+libs = [*(pkg / "lib").glob("libggml-cpu*.so"), *(pkg.parent / "bin").glob("libggml-cpu-*.so")] if pkg else []
+print("none" if not libs else "fixed" if all(has_amx_fix(library_comments(lib)) for lib in libs)
+      else "native" if any(lib.name == "libggml-cpu.so" for lib in libs) else "portable")')"
+compiler="GCC $(${CXX:-c++} -dumpfullversion 2>/dev/null || true)"
+if [ -z "$fix_flags" ]; then
+  echo "llama.cpp: ${CXX:-c++} keeps AMX tile-config stores; pip builds llama-cpp-python as it is"
+elif [ "$installed" = fixed ]; then
+  echo "llama.cpp: the installed llama-cpp-python already has the AMX tile-config fix"
+elif [ "$installed" = portable ]; then
+  echo "llama.cpp: $compiler drops AMX tile-config stores and the installed portable build lacks the fix;" \
+    "keeping it (rebuild it with launch/build-portable.sh)"
+elif compgen -G "$wheels/llama_cpp_python-*.whl" >/dev/null && "$py" -m pip install --quiet --no-deps \
+    --force-reinstall --no-index --find-links "$wheels" "$llama" 2>/dev/null; then
+  echo "llama.cpp: $compiler drops AMX tile-config stores; installed the fixed build from $wheels"
+else
+  why="building with the fixed header (keeps AMX)"
+  [ "$installed" = none ] || why="the installed build lacks the fix; rebuilding with the fixed header (keeps AMX)"
+  echo "llama.cpp: $compiler drops AMX tile-config stores; $why"
+  CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }$fix_flags" "$py" -m pip wheel --quiet --no-deps --no-binary llama-cpp-python \
+    --no-cache-dir --wheel-dir "$wheels" "$llama"
+  "$py" -m pip install --quiet --no-deps --force-reinstall --no-index --find-links "$wheels" "$llama"
+fi
+
+"$py" -m pip install --quiet -e ".[$extras]"
+echo "mpibench installed in $(pwd)/$venv ($("$py" -c 'import mpi4py.MPI as M; print(M.Get_library_version().splitlines()[0])'))"
