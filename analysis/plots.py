@@ -21,11 +21,12 @@ from mpibench.store.hdf5 import ResultsFileError, read_results  # noqa: E402
 from mpibench.summary import Cell, cells, speedups  # noqa: E402
 
 
-def _series(all_cells: list[Cell], model: str):
-    """prompt id -> (threads, cells) sorted by threads, for one model."""
+def _series(all_cells: list[Cell], series: str):
+    """prompt id -> (threads, cells) sorted by threads, for one series (a model, or one of its engine
+    configurations when it ran with several)."""
     by_prompt = defaultdict(list)
     for cell in all_cells:
-        if cell.model == model:
+        if cell.series == series:
             by_prompt[cell.prompt_id].append(cell)
     return {p: sorted(cs, key=lambda c: c.threads) for p, cs in sorted(by_prompt.items())}
 
@@ -78,10 +79,12 @@ def _model_size_figure(all_cells, parameters: dict[str, int], path) -> Path:
     for ax in axes.flat[len(prompts):]:
         ax.set_visible(False)
     for ax, prompt in zip(axes.flat, prompts):
-        for threads in sorted({c.threads for c in all_cells}):
+        # one line per thread count, and per engine configuration where a model ran with several
+        for threads, engine in sorted({(c.threads, c.apart_engine) for c in all_cells}):
             points = sorted((parameters[c.model], c.medians["e2e_s"], c.model) for c in all_cells
-                            if c.prompt_id == prompt and c.threads == threads)
-            ax.plot([p[0] / 1e6 for p in points], [p[1] for p in points], marker="o", label=f"{threads} threads")
+                            if c.prompt_id == prompt and c.threads == threads and c.apart_engine == engine)
+            ax.plot([p[0] / 1e6 for p in points], [p[1] for p in points], marker="o",
+                    label=f"{threads} threads" + (f" [{engine}]" if engine else ""))
         ax.set(title=prompt, xlabel="model (parameters, log scale)", ylabel="end-to-end time (s)")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -104,7 +107,7 @@ def draw_all(results_path: str | Path, out_dir: str | Path) -> list[Path]:
         raise ResultsFileError(f"{results_path}: no successful task to plot")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    models = sorted({c.model for c in all_cells})
+    models = sorted({c.series for c in all_cells})  # a model that ran with several engines: one panel each
     parameters = {m["name"]: m["parameters"] for m in results.models}
     return [
         _per_model_figure(all_cells, models, "e2e_s", "end-to-end time (s)", "runtime against threads", out / "runtime_vs_threads.png"),

@@ -35,11 +35,12 @@ def _load_config(args):
     return load
 
 
-def cmd_run(args) -> int:
-    from mpibench import mpi, sweep
+def _abort_guard(job) -> int:
+    """Run an MPI job on this rank; an exception aborts every rank with one line instead of leaving them waiting."""
+    from mpibench import mpi
 
     try:
-        return sweep.run(_load_config(args), args.force, not args.no_plots, args.resume, args.retry_failed)
+        return job()
     except BaseException as error:
         comm = mpi.comm_world()
         if comm.size > 1:  # never leave the other ranks waiting forever
@@ -50,12 +51,25 @@ def cmd_run(args) -> int:
         raise
 
 
+def cmd_run(args) -> int:
+    from mpibench import sweep
+
+    return _abort_guard(lambda: sweep.run(_load_config(args), args.force, not args.no_plots, args.resume,
+                                          args.retry_failed))
+
+
+def cmd_doctor(args) -> int:
+    from mpibench.doctor import doctor
+
+    return _abort_guard(doctor)
+
+
 def cmd_show(args) -> int:
     import json
 
     from mpibench.metadata import host_lines, software_line
     from mpibench.store.hdf5 import read_results
-    from mpibench.summary import cells, report
+    from mpibench.summary import cells, engine_lines, report
 
     results = read_results(args.results)
     attrs = results.attrs
@@ -70,6 +84,8 @@ def cmd_show(args) -> int:
             print(f"  llama.cpp build: {host['llama_system_info']}")
         if host.get("simd_mismatch"):
             print(f"  SIMD mismatch: {host['simd_mismatch']} (see launch/build-portable.sh)")
+    for line in engine_lines(results.results):
+        print(line)
     for model in results.models:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
               f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")
@@ -212,6 +228,12 @@ def parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="write results.h5 again from a run directory's journal")
     rebuild.add_argument("run_dir", help="the run directory (holding run.json and journal.jsonl)")
     rebuild.set_defaults(func=cmd_rebuild)
+
+    doctor = sub.add_parser("doctor", help="check the launch, each node's llama.cpp build against its CPU, and an "
+                            "engine preflight (launch with mpirun -n N to check every node)",
+                            description="Prints a verdict and the fix for each problem; exits 1 when a check "
+                            "failed. Example: mpirun -n 2 mpibench doctor")
+    doctor.set_defaults(func=cmd_doctor)
 
     models = sub.add_parser("models", help="list the builtin models")
     models.set_defaults(func=cmd_models)

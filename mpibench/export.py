@@ -16,18 +16,20 @@ import math
 import re
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
-from mpibench.summary import CELL_METRICS, Cell, cells, is_warmup, record_kind
+from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
 
 FORMATS = ("csv", "json", "llama-bench-csv")
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
-CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "runs", "failed", "warmups", "main_metric", "cv_warning")
+CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "main_metric",
+                "cv_warning")
 DEFINITIONS = {
     "prompt_id": "the prompt, or for bench cells the test: ppN or tgN",
+    "engine": "the engine configuration of the cell's runs: CPU backend (variant, library sha256), weight buffer "
+              "types, extra buffers; a model that ran with several has one cell per configuration",
     "runs": "measured repetitions, failed ones included; warmups are never in a statistic",
     "main_metric": "the metric the cell is about: e2e_s for queries, the test's tokens/s for bench cells",
     "cv_warning": f"1 when the main metric's coefficient of variation exceeds {CV_LIMIT:.0%}",
@@ -85,7 +87,7 @@ def _metric_stats(cell: Cell, metric: str) -> dict:
 def _cell_fields(cell: Cell) -> dict:
     main = cell.stats[cell.main_metric]
     return {"kind": cell.kind, "model": cell.model, "prompt_id": cell.prompt_id, "threads": cell.threads,
-            "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups, "main_metric": cell.main_metric,
+            "engine": cell.engine, "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups, "main_metric": cell.main_metric,
             "cv_warning": int(not math.isnan(main.cv) and main.cv > CV_LIMIT)}
 
 
@@ -129,17 +131,15 @@ def to_llama_bench_csv(results: Results) -> tuple[str, int]:
     """llama-bench's `-o csv` output for the bench cells, and how many query cells were left out."""
     models = {m["name"]: m for m in results.models}
     cpu_models = {h["hostname"]: h["cpu_model"] for h in results.hosts}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in results.results:
-        if not is_warmup(r) and r["status"] == "ok" and math.isfinite(r["e2e_s"]) and r["e2e_s"] > 0:
-            groups[(record_kind(r), r["model"], r["prompt_id"], r["threads"])].append(r)
+    groups = {key: [r for r in rows if not is_warmup(r) and r["status"] == "ok" and math.isfinite(r["e2e_s"])
+                    and r["e2e_s"] > 0] for key, rows in grouped(results.results).items()}
     all_cells = cells(results.results)
     out = io.StringIO()
     out.write(",".join(LLAMA_BENCH_FIELDS) + "\n")
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")  # llama-bench quotes every value
     for cell in all_cells:
         test = TEST.fullmatch(cell.prompt_id)
-        rows = groups.get((cell.kind, cell.model, cell.prompt_id, cell.threads), [])
+        rows = groups.get(cell.key, [])
         if cell.kind != "bench" or not test or not rows:
             continue
         n_prompt, n_gen = (int(test[2]), 0) if test[1] == "pp" else (0, int(test[2]))

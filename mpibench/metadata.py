@@ -38,7 +38,7 @@ def _cpuinfo_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
     """The CPU's feature flags: the "flags" line on x86, "Features" on ARM."""
     for line in _read("/proc/cpuinfo").splitlines():
         if line.startswith(("flags", "Features")):
@@ -116,7 +116,7 @@ def host_facts() -> dict:
         "boost": boost_state(),
         "smt": _read(SYS_CPU / "smt/control", "unknown"),
         "thp": selected(_read("/sys/kernel/mm/transparent_hugepage/enabled")),
-        "simd": ",".join(host_features(_cpu_flags())),
+        "simd": ",".join(host_features(cpu_flags())),
     }
 
 

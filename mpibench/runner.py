@@ -1,12 +1,15 @@
 """Runner child process: pins itself, loads one model once, then runs the tasks its worker sends.
 
 Started by worker.py as `python -m mpibench.runner` with the OpenMP environment already set. Protocol:
-one JSON object a line. stdin: a load request, then task requests (a prompt, or a llama-bench test). stdout (kept private: llama.cpp's
-own prints go to stderr): "loaded" or "error" once, then one "done" or "error" per task.
+one JSON object a line. stdin: a load request (with the engine settings, and the preflight attempt or 0),
+then task requests (a prompt, or a llama-bench test). stdout (kept private: llama.cpp's own prints go to
+stderr): "engine" (the CPU backend about to run, so that a crash can be explained) then "loaded" after
+the model loaded and passed its preflight, or "error"; then one "done" or "error" per task.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -16,6 +19,21 @@ import traceback
 from pathlib import Path
 
 from mpibench.affinity import format_cpu_list
+from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, EngineSettings, injected_fault
+from mpibench.toolchain import AMX_FIX_MARKER, has_amx_fix, library_comments
+
+
+def library_facts(library: Path) -> dict:
+    """The CPU backend library a runner uses: path, sha256, the compiler that built it (its ELF .comment)
+    and whether it carries the AMX tile-config fix of launch/setup.sh."""
+    digest = hashlib.sha256()
+    with library.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    comments = library_comments(library)
+    return {"engine_library": str(library), "engine_library_sha256": digest.hexdigest(),
+            "engine_compiler": "; ".join(c for c in comments if c != AMX_FIX_MARKER),
+            "engine_fix": "amx-tilecfg" if has_amx_fix(comments) else ""}
 
 
 def cpus_seen() -> str:
@@ -67,13 +85,26 @@ def main() -> int:
     load = json.loads(sys.stdin.readline())
     os.sched_setaffinity(0, load["cores"])
     try:
-        from mpibench.engine.llama import LlamaEngine
+        from mpibench.engine import llama
 
+        settings = EngineSettings(**load["engine"])
+        library, variant = llama.load_cpu_backend(settings.avoid_amx)
+        system_info = llama.LlamaEngine.system_info()
+        reply({"event": "engine", **library_facts(library), "engine_variant": variant,
+               "engine_extra_bufts": int(settings.extra_bufts), "system_info": system_info})
         started = time.perf_counter()
-        engine = LlamaEngine(load["model_path"], len(load["cores"]), load["n_ctx"], load["seed"], load["prompt_format"])
+        engine = llama.LlamaEngine(load["model_path"], len(load["cores"]), load["n_ctx"], load["seed"],
+                                   load["prompt_format"], settings.extra_bufts)
+        loaded = time.perf_counter()
+        if load["preflight"]:  # a batch (the AMX tile path when AMX is on), then single tokens
+            fault = injected_fault(os.environ, load["preflight"])
+            if fault:
+                os.kill(os.getpid(), fault)
+            engine.bench(PREFLIGHT_BATCH, PREFLIGHT_SINGLES)
         desc, size = engine.description()
-        reply({"event": "loaded", "load_s": time.perf_counter() - started, "system_info": engine.system_info(),
-               "model_desc": desc, "model_bytes": size})
+        reply({"event": "loaded", "load_s": loaded - started, "preflight_s": time.perf_counter() - loaded,
+               "system_info": system_info, "model_desc": desc, "model_bytes": size,
+               "engine_weight_buffers": ",".join(engine.weight_buffers)})
     except Exception as error:  # the worker records the reason on every task of this group
         reply({"event": "error", "error": f"model failed to load: {error}"})
         return 1

@@ -3,6 +3,8 @@
 A cell is one (kind, model, prompt or bench test, threads). Its statistics cover the successful measured
 repetitions only: warmup runs (column `warmup` = 1) are counted apart and never enter a statistic; failed
 runs are counted apart. Files written before `kind` and `warmup` existed read as queries without warmups.
+A model that ran with more than one engine configuration (a preflight fallback on some node, nodes with
+different builds) has its cells kept apart per configuration, never pooled: their `engine` names it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,54 @@ def is_warmup(record: dict) -> bool:
     return bool(record.get("warmup", 0))
 
 
+def engine_config(record: dict) -> str:
+    """The engine configuration a task ran with, in words; "" where none was recorded (a task not run, a file
+    from before schema 3)."""
+    if not record.get("engine_library_sha256"):
+        return ""
+    extra = "" if record.get("engine_extra_bufts", 1) else ", extra buffers off"
+    return (f"{record.get('engine_variant') or 'native'} CPU backend {record['engine_library_sha256'][:8]}, "
+            f"weights {record.get('engine_weight_buffers') or '-'}{extra}")
+
+
+def engine_lines(records: list[dict]) -> list[str]:
+    """Per host and model: the engine it ran with (library, compiler, AMX fix) and its preflight, with a
+    warning where a fallback ran; what `show` prints under each host."""
+    seen: dict[tuple, dict] = {}
+    for r in records:
+        if r.get("preflight") or r.get("engine_library"):
+            seen.setdefault((r["hostname"], r["model"], engine_config(r), r.get("preflight", "")), r)
+    lines = []
+    for (host, model, config, attempts), r in seen.items():
+        built = (f" ({r['engine_library']}, {r.get('engine_compiler') or 'compiler unknown'}"
+                 f"{', AMX tile-config fix' if r.get('engine_fix') else ''})" if config else "")
+        lines.append(f"  engine on {host} for {model}: {config or 'none ran'}{built}; preflight: {attempts or '-'}")
+        if r.get("engine_fallback"):
+            lines.append(f"  warning: {model} on {host} ran after a preflight fallback, not with its engine as "
+                         "built: see README, CPU notes, and run `mpibench doctor` there")
+    return lines
+
+
+def engines_by_model(records: list[dict]) -> dict[str, list[str]]:
+    """Each model's distinct engine configurations, in the order first seen."""
+    seen: dict[str, dict[str, None]] = defaultdict(dict)
+    for record in records:
+        config = engine_config(record)
+        if config:
+            seen[record["model"]][config] = None
+    return {model: list(configs) for model, configs in seen.items()}
+
+
+def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
+    """Rows by cell: (kind, model, prompt, threads, engine); engine is "" unless the model ran with several."""
+    several = {m for m, configs in engines_by_model(records).items() if len(configs) > 1}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        engine = engine_config(r) if r["model"] in several else ""
+        groups[(record_kind(r), r["model"], r["prompt_id"], r["threads"], engine)].append(r)
+    return groups
+
+
 @dataclass(frozen=True)
 class Cell:
     """All repetitions of one (kind, model, prompt or test, threads) cell."""
@@ -41,6 +91,23 @@ class Cell:
     warmups: int
     samples: dict[str, tuple[tuple[int, float], ...]]  # metric -> (repetition, value) of each successful run
     stats: dict[str, Stats]  # metric -> statistics of those values, in the same order
+    engine: str = ""  # the engine configuration of its runs (engine_config)
+    apart: bool = False  # the model ran with several engine configurations: this cell holds one of them
+
+    @property
+    def apart_engine(self) -> str:
+        """The engine configuration that keeps this cell apart from its model's others; "" if there are none."""
+        return self.engine if self.apart else ""
+
+    @property
+    def key(self) -> tuple:
+        """The cell's key among `grouped`'s."""
+        return (self.kind, self.model, self.prompt_id, self.threads, self.apart_engine)
+
+    @property
+    def series(self) -> str:
+        """The model, and its engine configuration when it ran with several: what a table row or curve is."""
+        return f"{self.model} [{self.engine or 'not run'}]" if self.apart else self.model
 
     @property
     def medians(self) -> dict[str, float]:
@@ -67,24 +134,24 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.prompt_id} threads={self.threads}"
+        return f"{self.series} {self.prompt_id} threads={self.threads}"
 
 
 def cells(records: list[dict]) -> list[Cell]:
     """Group result rows into cells and describe each metric over the successful measured runs."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in records:
-        groups[(record_kind(record), record["model"], record["prompt_id"], record["threads"])].append(record)
     result = []
-    for (kind, model, prompt_id, threads), rows in groups.items():
+    configs = engines_by_model(records)
+    for (kind, model, prompt_id, threads, engine), rows in grouped(records).items():
+        apart = len(configs.get(model, [])) > 1
+        engine = engine if apart else next(iter(configs.get(model, [])), "")
         measured = [r for r in rows if not is_warmup(r)]
         ok = [r for r in measured if r["status"] == "ok"]
         samples = {m: tuple((int(r["repetition"]), float(r[m])) for r in ok if math.isfinite(float(r[m])))
                    for m in CELL_METRICS}
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
-                           len(rows) - len(measured), samples, stats))
-    return sorted(result, key=lambda c: (c.kind != "bench", c.model, _test_order(c.prompt_id), c.threads))
+                           len(rows) - len(measured), samples, stats, engine, apart))
+    return sorted(result, key=lambda c: (c.kind != "bench", c.series, _test_order(c.prompt_id), c.threads))
 
 
 def _test_order(prompt_id: str) -> tuple:
@@ -95,14 +162,15 @@ def _test_order(prompt_id: str) -> tuple:
 
 
 def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], float]:
-    """Speedup of each cell over the same model and prompt at its smallest thread count, by `metric` time."""
+    """Speedup of each cell over the same series and prompt at its smallest thread count, by `metric` time;
+    keyed by (series, prompt, threads)."""
     base: dict[tuple[str, str], Cell] = {}
     for cell in all_cells:
-        key = (cell.model, cell.prompt_id)
+        key = (cell.series, cell.prompt_id)
         if key not in base or cell.threads < base[key].threads:
             base[key] = cell
     return {
-        (c.model, c.prompt_id, c.threads): base[(c.model, c.prompt_id)].medians[metric] / c.medians[metric]
+        (c.series, c.prompt_id, c.threads): base[(c.series, c.prompt_id)].medians[metric] / c.medians[metric]
         for c in all_cells
     }
 
@@ -146,10 +214,10 @@ def format_table(all_cells: list[Cell]) -> str:
     speedup = speedups(all_cells)
     header = ("model", "prompt", "threads", "n", "failed", "warmups", "e2e s", "e2e 95% CI", "CV%",
               "decode tok/s", "CV%", "TTFT s", "tokens", "speedup")
-    rows = [(c.model, c.prompt_id, *_counts(c), _fmt(c.medians["e2e_s"]), _ci(c.stats["e2e_s"], None),
+    rows = [(c.series, c.prompt_id, *_counts(c), _fmt(c.medians["e2e_s"]), _ci(c.stats["e2e_s"], None),
              _cv(c.stats["e2e_s"]), _fmt(c.medians["decode_tok_s"], 1), _cv(c.stats["decode_tok_s"]),
              _fmt(c.medians["ttft_s"]), _fmt(c.medians["generated_tokens"], 0),
-             _fmt(speedup[(c.model, c.prompt_id, c.threads)], 2)) for c in all_cells]
+             _fmt(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
     return _render(header, rows)
 
 
@@ -158,9 +226,9 @@ def format_bench_table(all_cells: list[Cell]) -> str:
     speedup = speedups(all_cells)
     header = ("model", "test", "threads", "n", "failed", "warmups", "t/s", "t/s 95% CI", "CV%", "time s", "CV%",
               "speedup")
-    rows = [(c.model, c.prompt_id, *_counts(c), _fmt(c.medians[c.rate_metric], 1), _ci(c.stats[c.rate_metric], 1),
+    rows = [(c.series, c.prompt_id, *_counts(c), _fmt(c.medians[c.rate_metric], 1), _ci(c.stats[c.rate_metric], 1),
              _cv(c.stats[c.rate_metric]), _fmt(c.medians["e2e_s"]), _cv(c.stats["e2e_s"]),
-             _fmt(speedup[(c.model, c.prompt_id, c.threads)], 2)) for c in all_cells]
+             _fmt(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
     return _render(header, rows)
 
 
@@ -200,6 +268,9 @@ def report(all_cells: list[Cell]) -> str:
                      + format_table(query))
     notes = ["n = successful measured runs (warmups, failures excluded); CI = 95 % confidence interval of the "
              "median; CV = stdev / mean"]
+    apart = sorted({c.model for c in all_cells if c.apart})
+    notes += [f"warning: {model} ran with several engine configurations; its cells are kept apart, one per "
+              f"configuration [in brackets] (the engine lines above say where each ran)" for model in apart]
     if any(0 < c.stats[c.main_metric].ci_level < 0.95 for c in all_cells):
         notes.append("* n < 6: the interval is [min, max], covering the median with less than 95 % "
                      "(93.8 % at n=5, 87.5 % at n=4, 75 % at n=3)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import random
+import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,28 +21,56 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from mpibench.engine.build import cpu_variants, variant_name
+from mpibench.preflight import AMX_VARIANTS
+
 CHAT = "chat"
 N_BATCH, N_UBATCH = 2048, 512  # llama-bench's defaults
 LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
+WEIGHT_BUFFER = re.compile(r"^load_tensors:\s+(\S+) model buffer size")
 
 
-def load_cpu_backends() -> None:
-    """Load the CPU backend of a portable build (launch/build-portable.sh: GGML_BACKEND_DL, one plugin per
-    CPU generation), the best this CPU runs; a plain build has its backend built in and needs nothing.
+def load_cpu_backend(avoid_amx: bool) -> tuple[Path, str]:
+    """Load the CPU backend and return its library and variant ("" for a plain build): for a portable build
+    the best variant this CPU runs (as ggml would choose, by each plugin's score), without the AMX ones
+    when `avoid_amx`."""
+    libggml, variants = LIB_DIR / "libggml.so.0", cpu_variants(LIB_DIR)  # the libggml copy libllama links to
+    ggml = ctypes.CDLL(str(libggml)) if libggml.exists() else None
+    if ggml is None or ggml.ggml_backend_reg_count() > 0 or not variants:
+        return LIB_DIR / "libggml-cpu.so", ""  # built in
+    candidates = [p for p in variants if not (avoid_amx and variant_name(p) in AMX_VARIANTS)]
+    scores = {p: ctypes.CDLL(str(p)).ggml_backend_score() for p in candidates}
+    best = max(scores, key=scores.get, default=None)
+    if best is None or scores[best] <= 0:
+        raise ValueError(f"no CPU variant of this llama.cpp build runs on this CPU ({', '.join(map(str, variants))})")
+    ggml.ggml_backend_load.restype = ctypes.c_void_p
+    if not ggml.ggml_backend_load(str(best).encode()):
+        raise ValueError(f"ggml could not load its CPU backend {best}")
+    return best, variant_name(best)
 
-    pip installs the plugins into site-packages/bin, not beside libggml, where ggml would not look.
-    """
-    libggml = LIB_DIR / "libggml.so.0"  # the copy libllama links to (the wheel also holds libggml.so)
-    if not libggml.exists():
-        return
-    ggml = ctypes.CDLL(str(libggml))
-    for directory in (LIB_DIR, LIB_DIR.parent.parent / "bin"):
-        if ggml.ggml_backend_reg_count() == 0:
-            ggml.ggml_backend_load_all_from_path(str(directory).encode())
+
+class LoadLog:
+    """llama.cpp's log, passed on to stderr as before, and kept while a model loads: its lines name the
+    buffer types the weights went to (CPU_Mapped, CPU_REPACK, AMX)."""
+
+    def __init__(self):
+        self.lines: list[str] | None = None
+        self.callback = llama_cpp.llama_log_callback(self._log)  # kept referenced while llama.cpp holds it
+        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
+
+    def _log(self, level, text, user_data) -> None:
+        line = text.decode("utf-8", errors="replace")
+        sys.stderr.write(line)
+        if self.lines is not None:
+            self.lines.append(line)
+
+    def weight_buffers(self) -> list[str]:
+        found = [m.group(1) for line in "".join(self.lines or []).splitlines() if (m := WEIGHT_BUFFER.match(line))]
+        return list(dict.fromkeys(found))
 
 
 llama_cpp.llama_backend_init()
-load_cpu_backends()
+LOG = LoadLog()
 
 
 @dataclass(frozen=True)
@@ -59,8 +89,16 @@ class Generation:
 class LlamaEngine:
     """One model, loaded once, and one context, made anew when a task needs another size."""
 
-    def __init__(self, model_path: str, threads: int, n_ctx: int, seed: int, prompt_format: str):
-        self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), llama_cpp.llama_model_default_params())
+    def __init__(self, model_path: str, threads: int, n_ctx: int, seed: int, prompt_format: str,
+                 extra_bufts: bool = True):
+        params = llama_cpp.llama_model_default_params()
+        params.use_extra_bufts = extra_bufts  # off: no AMX or CPU_REPACK weight buffers (preflight's fallback)
+        LOG.lines = []
+        try:
+            self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), params)
+            self.weight_buffers = LOG.weight_buffers()
+        finally:
+            LOG.lines = None
         if not self.model:
             raise ValueError(f"llama.cpp could not load {model_path} (see the runner's stderr)")
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)

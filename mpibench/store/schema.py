@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+SCHEMA_VERSION = 3  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
 # thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
-# runner_start_s (readers default what an early file lacks)
+# runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
+# status "not_run" (readers default what an early file lacks)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -18,6 +19,9 @@ RESULT_COLUMNS = (
     ("cpu_user_s", "float"), ("cpu_sys_s", "float"), ("peak_rss_bytes", "int"),
     ("llama_prompt_ms", "float"), ("llama_eval_ms", "float"), ("llama_prompt_n", "int"),
     ("llama_eval_n", "int"), ("started_unix", "float"),
+    ("system_info", "str"), ("engine_library", "str"), ("engine_library_sha256", "str"), ("engine_compiler", "str"),
+    ("engine_fix", "str"), ("engine_variant", "str"), ("engine_extra_bufts", "int"),
+    ("engine_weight_buffers", "str"), ("preflight", "str"), ("engine_fallback", "int"), ("preflight_s", "float"),
 )
 
 RESULT_DEFINITIONS = {
@@ -41,6 +45,20 @@ RESULT_DEFINITIONS = {
     "llama_eval_ms": "llama.cpp's own token-eval time (cross-check of the decode)",
     "cores": "CPUs the runner was pinned to",
     "cpus_seen": "CPUs the runner's threads were last seen on after the task (/proc)",
+    "status": "ok, failed, timeout, or not_run (no engine configuration passed the preflight: error says why)",
+    "system_info": "llama.cpp's system_info in the task's runner: the features of the CPU backend it loaded",
+    "engine_library": "the llama.cpp CPU backend library the runner loaded",
+    "engine_library_sha256": "sha256 of engine_library",
+    "engine_compiler": "the compiler that built engine_library (its ELF .comment)",
+    "engine_fix": "amx-tilecfg when engine_library was built with launch/setup.sh's AMX tile-config header fix",
+    "engine_variant": "the CPU variant of a portable build the runner loaded (empty: a plain build)",
+    "engine_extra_bufts": "1: llama.cpp's extra buffer types on (AMX, CPU_REPACK), 0: off (a preflight fallback)",
+    "engine_weight_buffers": "the buffer types the weights went to, from llama.cpp's load log (CPU_Mapped, "
+                             "CPU_REPACK, AMX, ...)",
+    "preflight": "the engine preflight's attempts on this worker, each with its outcome or fatal signal",
+    "engine_fallback": "1 when the first engine configuration died in preflight and a fallback ran",
+    "preflight_s": "seconds of the preflight (a 32-token batch, then 4 single tokens), on the tasks of the "
+                   "runner that ran it",
 }
 
 HOST_COLUMNS = (
