@@ -39,7 +39,7 @@ print("none" if not libs else "fixed" if all(has_amx_fix(library_comments(lib)) 
       else "native" if any(lib.name == "libggml-cpu.so" for lib in libs) else "portable")')"
 compiler="GCC $(${CXX:-c++} -dumpfullversion 2>/dev/null || true)"
 if [ -z "$fix_flags" ]; then
-  echo "llama.cpp: ${CXX:-c++} keeps AMX tile-config stores; pip builds llama-cpp-python as it is"
+  echo "llama.cpp: ${CXX:-c++} needs no AMX tile-config fix (it keeps the stores, or compiles no AMX); pip builds llama-cpp-python as it is"
 elif [ "$installed" = fixed ]; then
   echo "llama.cpp: the installed llama-cpp-python already has the AMX tile-config fix"
 elif [ "$installed" = portable ]; then
