@@ -9,11 +9,15 @@
   data). When MAD is 0 (over half the samples equal) the scale is 1.2533 * mean absolute deviation from
   the median instead (Iglewicz and Hoaglin). Outliers are flagged, never dropped.
 - CV = sample standard deviation (n - 1) / mean.
+- Ratio of two medians (a speedup): its 95 % interval is a percentile bootstrap, each side resampled with
+  replacement on its own, RESAMPLES times from a fixed seed (repeatable); with fewer than 2 samples on
+  either side it is NaN.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ OUTLIER_SCALES = 3.0  # flagged beyond this many robust standard deviations from
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
 CV_LIMIT = 0.05
+RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -99,3 +104,16 @@ def describe(samples: Sequence[float]) -> Stats:
 def noisy(stats: Mapping[Hashable, Stats], limit: float = CV_LIMIT) -> list[Hashable]:
     """The keys (cells) whose coefficient of variation exceeds `limit` (5 % by default), in order."""
     return [key for key, s in stats.items() if not math.isnan(s.cv) and s.cv > limit]
+
+
+def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], level: float = CI_LEVEL,
+             resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of median(numerator) / median(denominator); (NaN, NaN) when either
+    side has fewer than 2 samples."""
+    if len(numerator) < 2 or len(denominator) < 2:
+        return NAN, NAN
+    draw = random.Random(seed).choices
+    ratios = sorted(statistics.median(draw(numerator, k=len(numerator))) /
+                    statistics.median(draw(denominator, k=len(denominator))) for _ in range(resamples))
+    tail = (1 - level) / 2
+    return ratios[int(tail * (resamples - 1))], ratios[math.ceil((1 - tail) * (resamples - 1))]

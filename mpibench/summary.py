@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mpibench.stats import CV_LIMIT, Stats, describe
+from mpibench.stats import CV_LIMIT, Stats, describe, ratio_ci
 
 CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens")
 LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "prefill tok/s", "ttft_s": "TTFT s",
@@ -164,15 +164,38 @@ def _test_order(prompt_id: str) -> tuple:
 def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], float]:
     """Speedup of each cell over the same series and prompt at its smallest thread count, by `metric` time;
     keyed by (series, prompt, threads)."""
+    return {key: s.value for key, s in speedup_intervals(all_cells, metric).items()}
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """A cell's speedup over its series' fewest threads: the ratio of median times and its 95 % interval
+    (stats.ratio_ci: a bootstrap of the two cells' samples), and the parallel efficiency it implies."""
+
+    base_threads: int
+    value: float
+    ci_low: float
+    ci_high: float
+
+    def efficiency(self, threads: int) -> float:
+        return self.value * self.base_threads / threads
+
+
+def speedup_intervals(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], Speedup]:
+    """Speedup of each cell over the same series and prompt at its fewest threads, by `metric` time, with
+    its bootstrap interval; keyed by (series, prompt, threads) as `speedups`."""
     base: dict[tuple[str, str], Cell] = {}
     for cell in all_cells:
         key = (cell.series, cell.prompt_id)
         if key not in base or cell.threads < base[key].threads:
             base[key] = cell
-    return {
-        (c.series, c.prompt_id, c.threads): base[(c.series, c.prompt_id)].medians[metric] / c.medians[metric]
-        for c in all_cells
-    }
+    result = {}
+    for c in all_cells:
+        b = base[(c.series, c.prompt_id)]
+        low, high = ratio_ci([v for _, v in b.samples[metric]], [v for _, v in c.samples[metric]])
+        result[(c.series, c.prompt_id, c.threads)] = Speedup(b.threads, b.medians[metric] / c.medians[metric],
+                                                               low, high)
+    return result
 
 
 def _fmt(value: float, digits: int | None = None) -> str:

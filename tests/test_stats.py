@@ -75,3 +75,13 @@ def test_noisy_names_the_cells_above_five_percent():
     cells = {"steady": describe([1.0, 1.01, 0.99]), "noisy": describe([1.0, 1.2, 0.8]), "single": describe([1.0])}
     assert noisy(cells) == ["noisy"]
     assert noisy(cells, limit=0.001) == ["steady", "noisy"]
+
+
+def test_the_ratio_interval_is_a_repeatable_bootstrap_that_brackets_the_ratio_of_medians():
+    from mpibench.stats import ratio_ci
+
+    base, fast = [2.0, 2.1, 1.9, 2.05, 1.95], [1.0, 1.05, 0.98, 1.02, 0.99]
+    low, high = ratio_ci(base, fast)
+    assert low < 2.0 / 1.0 < high and (low, high) == ratio_ci(base, fast)
+    assert high - low < 0.5
+    assert all(math.isnan(x) for x in ratio_ci([2.0], fast))
