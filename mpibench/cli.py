@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
     from mpibench import sweep
 
     return _abort_guard(lambda: sweep.run(_load_config(args), args.force, not args.no_plots, args.resume,
-                                          args.retry_failed))
+                                          args.retry_failed, not args.no_report))
 
 
 def cmd_doctor(args) -> int:
@@ -113,6 +113,15 @@ def cmd_plot(args) -> int:
     return plots_main([args.results] + (["--out", args.out] if args.out else []))
 
 
+def cmd_report(args) -> int:
+    from analysis.report import write_report
+
+    path = Path(args.results)
+    for written in write_report(path / "results.h5" if path.is_dir() else path, args.out):
+        print(written)
+    return 0
+
+
 def cmd_score(args) -> int:
     from mpibench.scoring.command import score_command
 
@@ -167,7 +176,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="replace a run already in --out")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tasks it has done")
     run.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tasks again")
-    run.add_argument("--no-plots", action="store_true", help="do not draw plots at the end")
+    run.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
+    run.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", help="llama-bench's pp/tg tests under MPI (launch with mpirun -n N)",
@@ -185,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--force", action="store_true", help="replace a run already in --out")
     bench.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tests it has done")
     bench.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tests again")
-    bench.add_argument("--no-plots", action="store_true", help="do not draw plots at the end")
+    bench.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
+    bench.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
     bench.set_defaults(func=cmd_run, kind="bench")
 
     show = sub.add_parser("show", help="print a results file as a table")
@@ -198,6 +209,13 @@ def parser() -> argparse.ArgumentParser:
                         "with llama-bench's columns, for llama.cpp's scripts)")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="write report.html and report.md: the study's answers, tables, "
+                            "figures, data quality and the run", description="Example: mpibench report "
+                            "results/<run-id> (the files land beside results.h5 unless --out is given)")
+    report.add_argument("results", help="a run directory or its results.h5")
+    report.add_argument("--out", help="folder for the report and its figures (default: beside results.h5)")
+    report.set_defaults(func=cmd_report)
 
     plot = sub.add_parser("plot", help="draw the plots of a results file")
     plot.add_argument("results", help="results.h5")

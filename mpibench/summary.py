@@ -198,7 +198,7 @@ def speedup_intervals(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tupl
     return result
 
 
-def _fmt(value: float, digits: int | None = None) -> str:
+def format_number(value: float, digits: int | None = None) -> str:
     """A number with `digits` decimals; by default 3 below 10, 2 below 100, else 1."""
     if math.isnan(value):
         return "-"
@@ -207,14 +207,14 @@ def _fmt(value: float, digits: int | None = None) -> str:
     return f"{value:.{digits}f}"
 
 
-def _ci(s: Stats, digits: int | None) -> str:
+def format_ci(s: Stats, digits: int | None) -> str:
     """The median's confidence interval, starred when n < 6 makes it [min, max] below 95 % coverage."""
     if s.n < 2:
         return "-"
-    return f"{_fmt(s.ci_low, digits)}-{_fmt(s.ci_high, digits)}" + ("*" if s.ci_level < 0.95 else "")
+    return f"{format_number(s.ci_low, digits)}-{format_number(s.ci_high, digits)}" + ("*" if s.ci_level < 0.95 else "")
 
 
-def _cv(s: Stats) -> str:
+def format_cv(s: Stats) -> str:
     return "-" if math.isnan(s.cv) else f"{100 * s.cv:.1f}"
 
 
@@ -237,10 +237,10 @@ def format_table(all_cells: list[Cell]) -> str:
     speedup = speedups(all_cells)
     header = ("model", "prompt", "threads", "n", "failed", "warmups", "e2e s", "e2e 95% CI", "CV%",
               "decode tok/s", "CV%", "TTFT s", "tokens", "speedup")
-    rows = [(c.series, c.prompt_id, *_counts(c), _fmt(c.medians["e2e_s"]), _ci(c.stats["e2e_s"], None),
-             _cv(c.stats["e2e_s"]), _fmt(c.medians["decode_tok_s"], 1), _cv(c.stats["decode_tok_s"]),
-             _fmt(c.medians["ttft_s"]), _fmt(c.medians["generated_tokens"], 0),
-             _fmt(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
+    rows = [(c.series, c.prompt_id, *_counts(c), format_number(c.medians["e2e_s"]), format_ci(c.stats["e2e_s"], None),
+             format_cv(c.stats["e2e_s"]), format_number(c.medians["decode_tok_s"], 1), format_cv(c.stats["decode_tok_s"]),
+             format_number(c.medians["ttft_s"]), format_number(c.medians["generated_tokens"], 0),
+             format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
     return _render(header, rows)
 
 
@@ -249,9 +249,9 @@ def format_bench_table(all_cells: list[Cell]) -> str:
     speedup = speedups(all_cells)
     header = ("model", "test", "threads", "n", "failed", "warmups", "t/s", "t/s 95% CI", "CV%", "time s", "CV%",
               "speedup")
-    rows = [(c.series, c.prompt_id, *_counts(c), _fmt(c.medians[c.rate_metric], 1), _ci(c.stats[c.rate_metric], 1),
-             _cv(c.stats[c.rate_metric]), _fmt(c.medians["e2e_s"]), _cv(c.stats["e2e_s"]),
-             _fmt(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
+    rows = [(c.series, c.prompt_id, *_counts(c), format_number(c.medians[c.rate_metric], 1), format_ci(c.stats[c.rate_metric], 1),
+             format_cv(c.stats[c.rate_metric]), format_number(c.medians["e2e_s"]), format_cv(c.stats["e2e_s"]),
+             format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
     return _render(header, rows)
 
 
@@ -268,7 +268,7 @@ def warnings(all_cells: list[Cell], limit: float = CV_LIMIT) -> list[str]:
         flagged: dict[int, list[str]] = defaultdict(list)
         for m in c.shown_metrics:
             for rep, value in c.outliers(m):
-                flagged[rep].append(f"{LABELS[m]} {_fmt(value)} (median {_fmt(c.medians[m])})")
+                flagged[rep].append(f"{LABELS[m]} {format_number(value)} (median {format_number(c.medians[m])})")
         outliers += [f"outlier: {c.label} repetition {rep}: {', '.join(what)}" for rep, what in sorted(flagged.items())]
     if len(outliers) > MAX_OUTLIER_LINES:
         more = len(outliers) - MAX_OUTLIER_LINES

@@ -36,7 +36,8 @@ from mpibench.tasks import expand
 from mpibench.worker import Worker
 
 HDF5_REFRESH_S = 30.0
-RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots", SCORES_FILE)  # what --force replaces (and judge-*/)
+# what --force replaces (and judge-*/)
+RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, "plots", SCORES_FILE, "report.html", "report.md")
 DRAIN_S = 2.0  # after an interrupt, how long rank 0 keeps results already on their way
 STOP_WAIT_S = 30.0  # after an interrupt, how long a worker waits for rank 0's stop
 
@@ -146,7 +147,8 @@ def _header(run_id: str, config: SweepConfig, config_toml: str, threads, n_tasks
 
 
 def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: list[dict], force: bool,
-                   draw_plots: bool, resume: str | None = None, retry_failed: bool = False) -> int:
+                   draw_plots: bool, resume: str | None = None, retry_failed: bool = False,
+                   report: bool = True) -> int:
     """Rank 0: validate, plan, run every task not yet done, and write results.h5 (also when interrupted)."""
     place = placement(facts)
     if resume:
@@ -233,10 +235,16 @@ def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: li
           f"{header['coordinator_cpu_s']:.2f} s CPU in {header['wall_s']:.1f} s wall "
           f"({100 * header['coordinator_cpu_s'] / max(header['wall_s'], 1e-9):.1f} %)", file=sys.stderr)
     if draw_plots and config.plots and not stop_code and len(records) > failed:
-        from analysis.plots import draw_all
+        if report:  # the report draws the plots it shows
+            from analysis.report import write_report
 
-        for path in draw_all(run_dir / RESULTS_FILE, run_dir / "plots"):
-            print(f"mpibench: plot {path}", file=sys.stderr)
+            for path in write_report(run_dir / RESULTS_FILE):
+                print(f"mpibench: report {path}", file=sys.stderr)
+        else:
+            from analysis.plots import draw_all
+
+            for path in draw_all(run_dir / RESULTS_FILE, run_dir / "plots"):
+                print(f"mpibench: plot {path}", file=sys.stderr)
     print(f"mpibench: results in {run_dir / RESULTS_FILE}", file=sys.stderr)
     if lost:
         print(f"mpibench: error: worker ranks {', '.join(map(str, lost))} stopped answering; their tasks in flight "
@@ -246,7 +254,8 @@ def coordinate_run(comm, config: SweepConfig | None, config_toml: str, facts: li
     return stop_code or (1 if failed else 0)
 
 
-def run(config_loader, force: bool, draw_plots: bool, resume: str | None = None, retry_failed: bool = False) -> int:
+def run(config_loader, force: bool, draw_plots: bool, resume: str | None = None, retry_failed: bool = False,
+        report: bool = True) -> int:
     """Entry of `mpibench run` on every rank. `config_loader` returns (config or None, toml text) on rank 0."""
     try:
         comm = mpi.comm_world()
@@ -261,7 +270,7 @@ def run(config_loader, force: bool, draw_plots: bool, resume: str | None = None,
         return serve(comm, comm.rank)
     try:
         config, config_toml = config_loader()
-        return coordinate_run(comm, config, config_toml, facts, force, draw_plots, resume, retry_failed)
+        return coordinate_run(comm, config, config_toml, facts, force, draw_plots, resume, retry_failed, report)
     except (ConfigError, LaunchError, ModelError, RunError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         transport = mpi.MpiTransport(comm)

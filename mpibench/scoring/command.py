@@ -64,7 +64,8 @@ def _answers(results: Results, path: str) -> list[DistinctAnswer]:
 
 
 def _store(path: str, results: Results, batch: ScoreBatch, plots: bool) -> None:
-    """Save the batch (scores.jsonl, then results.h5), print the tables, redraw the quality plots."""
+    """Save the batch (scores.jsonl, then results.h5), print the tables, redraw the quality plots and an
+    existing report."""
     answers = {r["task_id"]: r["answer"] for r in results.results}
     replace_batch(path, batch, answers, batches_from_tables(results.scores, results.scorers, answers))
     unusable = sum(math.isnan(s.score) for s in batch.scores)
@@ -80,6 +81,11 @@ def _store(path: str, results: Results, batch: ScoreBatch, plots: bool) -> None:
                 print(f"mpibench: plot {png}", file=sys.stderr)
         except ResultsFileError as error:
             print(f"mpibench: warning: no quality plots: {error}", file=sys.stderr)
+        if (Path(path).parent / "report.html").exists():  # written before these scores: bring it up to date
+            from analysis.report import write_report
+
+            for written in write_report(path):
+                print(f"mpibench: report {written}", file=sys.stderr)
 
 
 def print_scores(path: str) -> None:
