@@ -7,15 +7,13 @@ front, and what failed. Where data is missing, a sentence says what is missing a
 from __future__ import annotations
 
 import math
-import random
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mpibench.scoring.determinism import CellDeterminism, check
 from mpibench.scoring.summary import cell_scores
-from mpibench.stats import CI_LEVEL, RESAMPLES
+from mpibench.stats import CI_LEVEL, RESAMPLES, sum_ratio_ci
 from mpibench.store.hdf5 import Results
 from mpibench.summary import Cell, cells, grouped, is_warmup
 
@@ -26,22 +24,6 @@ METHOD = (f"Speedup at t threads is the sum, over the prompts (or the one bench 
           f"each cell's median end-to-end time at the series' fewest threads, divided by that sum at t threads; "
           f"efficiency is speedup x fewest threads / t. Its {100 * CI_LEVEL:.0f} % interval is a percentile "
           f"bootstrap: every cell's runs resampled on their own, {RESAMPLES} times from a fixed seed.")
-
-
-def total_ratio_ci(numerators: Sequence[Sequence[float]], denominators: Sequence[Sequence[float]],
-                   level: float = CI_LEVEL, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of sum(medians of numerators) / sum(medians of denominators), each sample
-    set resampled on its own (stats.ratio_ci for sets of cells); NaN when any set has fewer than 2 samples."""
-    if min(map(len, [*numerators, *denominators]), default=0) < 2:
-        return math.nan, math.nan
-    draw = random.Random(seed).choices
-
-    def total(sets: Sequence[Sequence[float]]) -> float:
-        return sum(statistics.median(draw(s, k=len(s))) for s in sets)
-
-    ratios = sorted(total(numerators) / total(denominators) for _ in range(resamples))
-    tail = (1 - level) / 2
-    return ratios[int(tail * (resamples - 1))], ratios[math.ceil((1 - tail) * (resamples - 1))]
 
 
 def _times(cell: Cell) -> list[float]:
@@ -116,7 +98,7 @@ def scaling(group: Group) -> list[Point]:
         common = sorted(set(base) & set(here))
         if not common:  # none of its prompts ran at the fewest threads: no speedup to give
             continue
-        low, high = total_ratio_ci([_times(base[p]) for p in common], [_times(here[p]) for p in common])
+        low, high = sum_ratio_ci([_times(base[p]) for p in common], [_times(here[p]) for p in common])
         speedup = _total([base[p] for p in common]) / _total([here[p] for p in common])
         points.append(Point(threads, speedup, low, high, speedup * base_threads / threads, len(common)))
     return points
@@ -244,7 +226,7 @@ def _step_cost(small: dict[int, dict[str, Cell]], big: dict[int, dict[str, Cell]
         common = sorted(set(small[threads]) & set(big[threads]))
         if common:
             a, b = [small[threads][p] for p in common], [big[threads][p] for p in common]
-            low, high = total_ratio_ci([_times(c) for c in b], [_times(c) for c in a])
+            low, high = sum_ratio_ci([_times(c) for c in b], [_times(c) for c in a])
             return threads, common, threads * _total(a) / len(common), threads * _total(b) / len(common), low, high
     return None
 

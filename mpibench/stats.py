@@ -110,10 +110,20 @@ def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], level: fl
              resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """Percentile-bootstrap interval of median(numerator) / median(denominator); (NaN, NaN) when either
     side has fewer than 2 samples."""
-    if len(numerator) < 2 or len(denominator) < 2:
+    return sum_ratio_ci([numerator], [denominator], level, resamples, seed)
+
+
+def sum_ratio_ci(numerators: Sequence[Sequence[float]], denominators: Sequence[Sequence[float]],
+                 level: float = CI_LEVEL, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of sum(medians of numerators) / sum(medians of denominators), each sample
+    set resampled on its own; (NaN, NaN) when any set has fewer than 2 samples."""
+    if min(map(len, [*numerators, *denominators]), default=0) < 2:
         return NAN, NAN
     draw = random.Random(seed).choices
-    ratios = sorted(statistics.median(draw(numerator, k=len(numerator))) /
-                    statistics.median(draw(denominator, k=len(denominator))) for _ in range(resamples))
+
+    def total(sets: Sequence[Sequence[float]]) -> float:
+        return sum(statistics.median(draw(s, k=len(s))) for s in sets)
+
+    ratios = sorted(total(numerators) / total(denominators) for _ in range(resamples))
     tail = (1 - level) / 2
     return ratios[int(tail * (resamples - 1))], ratios[math.ceil((1 - tail) * (resamples - 1))]

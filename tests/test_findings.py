@@ -5,9 +5,8 @@ import pytest
 from mpibench import findings
 from mpibench.findings import (
     Point, answer_sentences, determinism_sentences, failure_sentences, groups, knee, pareto_front,
-    pareto_sentences, scaling, scaling_sentence, score_sentences, size_steps, total_ratio_ci,
+    pareto_sentences, scaling, scaling_sentence, score_sentences, size_steps,
 )
-from mpibench.stats import ratio_ci
 from mpibench.store.hdf5 import Results
 from mpibench.store.schema import empty_result
 from mpibench.summary import cells
@@ -35,10 +34,6 @@ def point(threads, speedup, base=1):
     return Point(threads, speedup, math.nan, math.nan, speedup * base / threads, 1)
 
 
-def test_total_ratio_ci_of_one_cell_pair_matches_stats_ratio_ci():
-    a, b = [2.0, 2.1, 1.9, 2.05], [1.0, 1.1, 0.95, 1.02]
-    assert total_ratio_ci([a], [b]) == pytest.approx(ratio_ci(a, b))
-    assert all(math.isnan(v) for v in total_ratio_ci([a, [1.0]], [b, b]))
 
 
 def test_scaling_sums_median_times_over_the_prompts_measured_at_both_counts():

@@ -85,3 +85,13 @@ def test_the_ratio_interval_is_a_repeatable_bootstrap_that_brackets_the_ratio_of
     assert low < 2.0 / 1.0 < high and (low, high) == ratio_ci(base, fast)
     assert high - low < 0.5
     assert all(math.isnan(x) for x in ratio_ci([2.0], fast))
+
+
+def test_the_interval_of_a_ratio_of_sums_of_medians_needs_two_samples_in_every_set():
+    from mpibench.stats import ratio_ci, sum_ratio_ci
+
+    a, b = [2.0, 2.1, 1.9, 2.05], [1.0, 1.1, 0.95, 1.02]
+    assert sum_ratio_ci([a], [b]) == ratio_ci(a, b)
+    low, high = sum_ratio_ci([a, a], [b, b])
+    assert low < 4.0 / 2.0 < high
+    assert all(math.isnan(v) for v in sum_ratio_ci([a, [1.0]], [b, b]))
