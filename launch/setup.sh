@@ -30,11 +30,12 @@ fix_flags="$("$py" -m mpibench.toolchain amx-fix build/amx-fix)"
 # The installed CPU backends (a portable build's variants are in site-packages/bin): none, fixed (all
 # carry the fix marker), native or portable (without it).
 installed="$("$py" -c '
-import importlib.util, pathlib
+from mpibench.engine.build import cpu_backends, library_dir
 from mpibench.toolchain import has_amx_fix, library_comments
-spec = importlib.util.find_spec("llama_cpp")
-pkg = pathlib.Path(spec.submodule_search_locations[0]) if spec else None
-libs = [*(pkg / "lib").glob("libggml-cpu*.so"), *(pkg.parent / "bin").glob("libggml-cpu-*.so")] if pkg else []
+try:
+    libs = cpu_backends(library_dir())
+except ImportError:
+    libs = []
 print("none" if not libs else "fixed" if all(has_amx_fix(library_comments(lib)) for lib in libs)
       else "native" if any(lib.name == "libggml-cpu.so" for lib in libs) else "portable")')"
 compiler="GCC $(${CXX:-c++} -dumpfullversion 2>/dev/null || true)"

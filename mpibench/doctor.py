@@ -107,7 +107,7 @@ def check_node(rank: int, cpus: tuple[int, ...]) -> list[Finding]:
     job = {"task": {"model": MODEL}, "cores": [cpus[0]], "model_path": model.path,
            "prompt_format": model.prompt_format, "n_ctx": 512, "seed": 42, "timeout": 600}
     runner, choice = worker.preflight(tuple(json.dumps(job[k]) for k in RUNNER_SETTINGS), job)
-    engine = choice.engine if choice else dict(runner.engine, **runner.loaded)
+    engine = choice.engine if choice else runner.facts
     if runner:
         runner.close()
     return build_findings(worker.hostname, flags, engine) + \

@@ -87,7 +87,8 @@ def _metric_stats(cell: Cell, metric: str) -> dict:
 def _cell_fields(cell: Cell) -> dict:
     main = cell.stats[cell.main_metric]
     return {"kind": cell.kind, "model": cell.model, "prompt_id": cell.prompt_id, "threads": cell.threads,
-            "engine": cell.engine, "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups, "main_metric": cell.main_metric,
+            "engine": cell.engine, "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups,
+            "main_metric": cell.main_metric,
             "cv_warning": int(not math.isnan(main.cv) and main.cv > CV_LIMIT)}
 
 

@@ -163,8 +163,10 @@ def _test_order(prompt_id: str) -> tuple:
 
 def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], float]:
     """Speedup of each cell over the same series and prompt at its smallest thread count, by `metric` time;
-    keyed by (series, prompt, threads)."""
-    return {key: s.value for key, s in speedup_intervals(all_cells, metric).items()}
+    keyed by (series, prompt, threads). No interval: `speedup_intervals` bootstraps one."""
+    base = _bases(all_cells)
+    return {(c.series, c.prompt_id, c.threads): base[(c.series, c.prompt_id)].medians[metric] / c.medians[metric]
+            for c in all_cells}
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,20 @@ class Speedup:
         return self.value * self.base_threads / threads
 
 
-def speedup_intervals(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], Speedup]:
-    """Speedup of each cell over the same series and prompt at its fewest threads, by `metric` time, with
-    its bootstrap interval; keyed by (series, prompt, threads) as `speedups`."""
+def _bases(all_cells: list[Cell]) -> dict[tuple[str, str], Cell]:
+    """Each (series, prompt)'s cell at its fewest threads: what speedups are over."""
     base: dict[tuple[str, str], Cell] = {}
     for cell in all_cells:
         key = (cell.series, cell.prompt_id)
         if key not in base or cell.threads < base[key].threads:
             base[key] = cell
+    return base
+
+
+def speedup_intervals(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], Speedup]:
+    """Speedup of each cell over the same series and prompt at its fewest threads, by `metric` time, with
+    its bootstrap interval; keyed by (series, prompt, threads) as `speedups`."""
+    base = _bases(all_cells)
     result = {}
     for c in all_cells:
         b = base[(c.series, c.prompt_id)]

@@ -103,6 +103,11 @@ class Runner:
         return {"event": "error", "error": f"runner {reason}: {self.stderr_tail()}", "dead": True,
                 "signal": max(-code, 0)}
 
+    @property
+    def facts(self) -> dict:
+        """What the runner said of its engine, then of its load (or why it failed)."""
+        return dict(self.engine, **self.loaded)
+
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
         self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
@@ -161,7 +166,7 @@ class Worker:
                 if number > 1:
                     self.say(f"warning: {model} runs with {settings.describe()}, not as built: its numbers do not "
                              f"show this node's full engine ({preflight.summary(attempts)}); {DOCTOR_HINT}")
-                return runner, EngineChoice(settings, tuple(attempts), engine=dict(runner.engine, **runner.loaded))
+                return runner, EngineChoice(settings, tuple(attempts), engine=runner.facts)
             if signum not in preflight.FATAL_SIGNALS:
                 return runner, None
             attempts.append(preflight.Attempt(settings, signum))
@@ -206,7 +211,7 @@ class Worker:
         if self.runner is None:
             record.update(status="not_run", error=choice.failure)
             return record
-        record.update({k: v for k, v in {**self.runner.engine, **self.runner.loaded}.items() if k in ENGINE_FACTS})
+        record.update({k: v for k, v in self.runner.facts.items() if k in ENGINE_FACTS})
         loaded = self.runner.loaded
         if loaded["event"] != "loaded":
             record["error"] = loaded["error"]

@@ -24,6 +24,12 @@ def cpu_variants(lib_dir: Path) -> list[Path]:
     return sorted(p for d in (lib_dir, lib_dir.parent.parent / "bin") for p in d.glob("libggml-cpu-*.so"))
 
 
+def cpu_backends(lib_dir: Path) -> list[Path]:
+    """Every CPU backend library of the build: the built-in libggml-cpu.so, if any, and the plugins."""
+    built_in = lib_dir / "libggml-cpu.so"
+    return ([built_in] if built_in.exists() else []) + cpu_variants(lib_dir)
+
+
 def variant_name(library: Path) -> str:
     """"haswell" for libggml-cpu-haswell.so."""
     return library.name.removeprefix("libggml-cpu-").removesuffix(".so")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -70,11 +69,12 @@ def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, l
     """llama-bench's samples (tokens/s) per test, pinned as mpibench's runner would be for the task, and
     running on llama-cpp-python's own llama.cpp libraries (the same compiled kernels as mpibench)."""
     from mpibench.affinity import runner_environment
+    from mpibench.engine.build import library_dir
 
     cores = task_cores(threads)
     pin = ["taskset", "-c", ",".join(map(str, cores))]
     env = runner_environment(tuple(cores), os.environ)
-    env["LD_LIBRARY_PATH"] = str(Path(importlib.util.find_spec("llama_cpp").origin).parent / "lib")
+    env["LD_LIBRARY_PATH"] = str(library_dir())
     out = subprocess.run([*pin, str(binary), "-m", model, "-t", str(threads), "-p", str(args.p), "-n", str(args.n),
                           "-r", str(args.r), "-o", "json"], check=True, capture_output=True, text=True, env=env).stdout
     return {(f"pp{t['n_prompt']}" if t["n_prompt"] else f"tg{t['n_gen']}"): t["samples_ts"] for t in json.loads(out)}
