@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 
 from mpibench.prompts import Prompt, study_prompts
-from mpibench.scoring.rubric import RubricError, parse_rubric
+from mpibench.prompts.rubric import RubricError, parse_rubric
 
 BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
 DEFAULT_MODEL = "smollm2-135m"
@@ -271,6 +271,14 @@ def differing_keys(a: SweepConfig, b: SweepConfig) -> list[str]:
 def bench_tests(config: SweepConfig) -> tuple[str, ...]:
     """llama-bench's tests of a bench config: ppN for each prompt size, tgN for each generation length."""
     return tuple([f"pp{n}" for n in config.n_prompt if n] + [f"tg{n}" for n in config.n_gen if n])
+
+
+def bench_test_sizes(test: str) -> tuple[int, int] | None:
+    """(n_prompt, n_gen) of a bench test name (pp512: (512, 0), tg128: (0, 128)); None for any other name."""
+    match = re.fullmatch(r"(pp|tg)(\d+)", test)
+    if not match:
+        return None
+    return (int(match[2]), 0) if match[1] == "pp" else (0, int(match[2]))
 
 
 def warmup_runs(config: SweepConfig) -> int:

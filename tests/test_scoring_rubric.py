@@ -4,8 +4,10 @@ validation of user rubrics; where a prompt's rubric comes from."""
 import pytest
 
 from mpibench.config import ConfigError, build_config
+from mpibench.prompts.rubric import PARAMS, RubricError, parse_rubric, rubrics_for, study_rubrics
 from mpibench.scoring import criteria
-from mpibench.scoring.rubric import RubricError, parse_rubric, rubrics_for, score_answer, study_rubrics
+from mpibench.scoring.criteria import CHECKS
+from mpibench.scoring.rubric import score_answer
 
 DECAGON = "[" + ", ".join(f"[{x}, {y}]" for x, y in [(0, 0), (2, -1), (4, -1), (6, 0), (7, 2), (6, 4), (4, 5), (2, 5),
                                                       (0, 4), (-1, 2), (0, 0)]) + "]"
@@ -184,3 +186,7 @@ def test_study_rubric_applies_only_to_the_study_prompt_word_for_word(tmp_path):
     rubric_file.write_text("[[weather]\n")
     with pytest.raises(RubricError, match="not valid TOML"):
         rubrics_for(prompts, "", str(rubric_file))
+
+
+def test_every_criterion_kind_has_both_a_parameter_specification_and_a_check():
+    assert set(PARAMS) == set(CHECKS)

@@ -14,6 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
+from mpibench.prompts.rubric import RubricError
 from mpibench.scoring import ScoringError
 from mpibench.scoring.answers import DistinctAnswer, distinct_answers
 from mpibench.store.hdf5 import Results, ResultsFileError, read_results
@@ -96,7 +97,8 @@ def print_scores(path: str) -> None:
 
 
 def _rubric(args, results: Results) -> ScoreBatch:
-    from mpibench.scoring.rubric import RUBRIC_VERSION, rubric_fingerprint, rubrics_for, score_answer
+    from mpibench.prompts.rubric import rubric_fingerprint, rubrics_for
+    from mpibench.scoring.rubric import RUBRIC_VERSION, score_answer
 
     answers = _answers(results, args.results)
     rubrics = rubrics_for(results.prompts, str(results.attrs.get("config_toml", "")), args.rubrics)
@@ -196,7 +198,7 @@ def score_command(args) -> int:
         if batch is not None:
             _store(args.results, results, batch, not args.no_plots)
         return 0
-    except (ScoringError, ScoresFileError) as error:
+    except (ScoringError, ScoresFileError, RubricError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
 

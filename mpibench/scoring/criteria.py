@@ -1,14 +1,13 @@
 """The rubric vocabulary: each criterion kind checks an answer and returns the fraction of its points earned.
 
-Every check is pure and deterministic: (answer, params) -> (fraction in [0, 1], short note). Parameter
-specifications live beside the checks so that rubric.py can validate user rubrics before any scoring.
+Every check is pure and deterministic: (answer, params) -> (fraction in [0, 1], short note). Their parameter
+specifications live in prompts/rubric.py, which validates rubrics before any scoring.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 FLAGS = re.IGNORECASE | re.MULTILINE
@@ -133,26 +132,8 @@ def balanced(answer: str) -> tuple[float, str]:
     return (0.0, f"{len(stack)} unclosed brackets") if stack else (1.0, "balanced")
 
 
-# Parameter types: "words" and "patterns" are non-empty lists of strings, "ints" of positive integers.
-REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Kind:
-    check: Callable[..., tuple[float, str]]
-    params: dict  # name -> (type, default or REQUIRED)
-
-
-KINDS = {
-    "keywords": Kind(keywords, {"words": ("words", REQUIRED), "need": ("count", 1)}),
-    "forbidden_keywords": Kind(forbidden_keywords, {"words": ("words", REQUIRED)}),
-    "regex": Kind(regex, {"patterns": ("patterns", REQUIRED), "need": ("count", 1)}),
-    "forbidden_regex": Kind(forbidden_regex, {"patterns": ("patterns", REQUIRED)}),
-    "number": Kind(number, {"value": ("number", REQUIRED), "tolerance": ("number", 0.0)}),
-    "digits": Kind(digits, {"reference": ("decimal", REQUIRED), "full": ("count", REQUIRED)}),
-    "length": Kind(length, {"min_words": ("count0", 0), "max_words": ("count", None)}),
-    "paragraphs": Kind(paragraphs, {"min": ("count", 1), "max": ("count", None)}),
-    "repetition": Kind(repetition, {"max": ("fraction", 0.2), "n": ("count", 4)}),
-    "polygons": Kind(polygons, {"sides": ("ints", REQUIRED), "closed": ("bool", True)}),
-    "balanced": Kind(balanced, {}),
+CHECKS: dict[str, Callable[..., tuple[float, str]]] = {
+    "keywords": keywords, "forbidden_keywords": forbidden_keywords, "regex": regex,
+    "forbidden_regex": forbidden_regex, "number": number, "digits": digits, "length": length,
+    "paragraphs": paragraphs, "repetition": repetition, "polygons": polygons, "balanced": balanced,
 }
