@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from mpibench.table import table_lines
+
 CONTEXT = 24
 
 
@@ -79,9 +81,7 @@ def format_report(cells: list[CellDeterminism]) -> str:
             f"{first.reference!r} vs {first.other!r}" + (f" (+{len(c.divergences) - 1} more)" if len(c.divergences) > 1 else ""))
         rows.append((c.model, c.prompt_id, ",".join(map(str, c.threads)), str(c.answers),
                      "yes" if c.identical else "no", where))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join([v.ljust(w) for v, w in zip(r, widths)] + [r[-1]]) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths + [len(header[-1])]))
+    lines = table_lines(rows, left=len(header), ragged_last=True)
     same = sum(c.identical for c in cells)
     multi = [c for c in cells if len(c.threads) > 1]
     lines.append(f"\n{same}/{len(cells)} (model, prompt) cells give byte-identical answers at every thread count and "

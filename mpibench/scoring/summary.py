@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from mpibench.scoring.agreement import pairwise
 from mpibench.scoring.answers import answer_id
+from mpibench.table import table_lines
 
 
 def cell_scores(records: list[dict], scores: list[dict], scorer: str) -> dict[tuple[str, str, int], list[float]]:
@@ -27,13 +28,6 @@ def _mean(values: list[float]) -> float:
 
 def _fmt(value: float) -> str:
     return "?" if math.isnan(value) else f"{value:.1f}".removesuffix(".0")
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
 
 
 def format_scores(records: list[dict], scores: list[dict], scorers: list[dict]) -> str:
@@ -58,11 +52,11 @@ def format_scores(records: list[dict], scores: list[dict], scorers: list[dict]) 
             per_thread = [[x for (m, _, t), v in cells.items() if m == model and t == th for x in v] for th in threads]
             rows.append((model, "(all prompts)", *(_fmt(_mean(v)) if v else "" for v in per_thread),
                          _fmt(_mean([x for v in per_thread for x in v]))))
-        out += _table(rows) + [""]
+        out += table_lines(rows) + [""]
     agreements = pairwise(scores, {r["task_id"]: answer_id(r["prompt_id"], r["answer"]) for r in records})
     if agreements:
         out.append("agreement between scorers (over distinct answers both scored)")
-        out += _table([("scorer a", "scorer b", "answers", "spearman", "mean |a-b|")] + [
+        out += table_lines([("scorer a", "scorer b", "answers", "spearman", "mean |a-b|")] + [
             (g.a, g.b, str(g.n), "-" if math.isnan(g.spearman) else f"{g.spearman:.2f}",
              "-" if math.isnan(g.mean_abs_diff) else f"{g.mean_abs_diff:.2f}") for g in agreements])
     return "\n".join(out).rstrip()
