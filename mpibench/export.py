@@ -13,11 +13,11 @@ import csv
 import io
 import json
 import math
-import re
 import sys
 import time
 from pathlib import Path
 
+from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
 from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
@@ -66,7 +66,6 @@ LLAMA_BENCH_DEFAULTS = {
     "load_mode": "auto", "lazy_mode": "auto", "embeddings": "0", "no_op_offload": "0", "no_host": "0", "repack": "1",
     "fit_target": "0", "fit_min_ctx": "0", "n_depth": "0",
 }
-TEST = re.compile(r"(pp|tg)(\d+)")
 
 
 class ExportError(ValueError):
@@ -139,11 +138,11 @@ def to_llama_bench_csv(results: Results) -> tuple[str, int]:
     out.write(",".join(LLAMA_BENCH_FIELDS) + "\n")
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")  # llama-bench quotes every value
     for cell in all_cells:
-        test = TEST.fullmatch(cell.prompt_id)
+        sizes = bench_test_sizes(cell.prompt_id)
         rows = groups.get(cell.key, [])
-        if cell.kind != "bench" or not test or not rows:
+        if cell.kind != "bench" or not sizes or not rows:
             continue
-        n_prompt, n_gen = (int(test[2]), 0) if test[1] == "pp" else (0, int(test[2]))
+        n_prompt, n_gen = sizes
         samples_ns = [round(1e9 * r["e2e_s"]) for r in rows]  # llama-bench keeps integer nanoseconds
         rates = [1e9 * (n_prompt + n_gen) / t for t in samples_ns]
         model = models.get(cell.model, {})

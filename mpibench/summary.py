@@ -13,7 +13,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats, describe, ratio_ci
+from mpibench.table import table_lines
 
 CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens")
 LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "prefill tok/s", "ttft_s": "TTFT s",
@@ -116,7 +118,7 @@ class Cell:
     @property
     def rate_metric(self) -> str:
         """The throughput column: prefill tok/s for a ppN test, decode tok/s otherwise."""
-        return "prefill_tok_s" if self.kind == "bench" and self.prompt_id.startswith("pp") else "decode_tok_s"
+        return bench_rate_metric(self.prompt_id) if self.kind == "bench" else "decode_tok_s"
 
     @property
     def main_metric(self) -> str:
@@ -151,14 +153,22 @@ def cells(records: list[dict]) -> list[Cell]:
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
                            len(rows) - len(measured), samples, stats, engine, apart))
-    return sorted(result, key=lambda c: (c.kind != "bench", c.series, _test_order(c.prompt_id), c.threads))
+    return sorted(result, key=lambda c: (c.kind != "bench", c.series, prompt_order(c.prompt_id), c.threads))
 
 
-def _test_order(prompt_id: str) -> tuple:
-    """pp tests before tg tests, each by size, as llama-bench lists them; prompts by name."""
-    if prompt_id[:2] in ("pp", "tg") and prompt_id[2:].isdigit():
-        return (prompt_id[:2], int(prompt_id[2:]), "")
-    return ("", 0, prompt_id)
+def prompt_order(prompt_id: str) -> tuple:
+    """A sort key: pp tests before tg tests, each by size, as llama-bench lists them; prompts by name."""
+    sizes = bench_test_sizes(prompt_id)
+    if sizes is None:
+        return (0, 0, prompt_id)
+    n_prompt, n_gen = sizes
+    return (1, n_prompt, "") if n_prompt else (2, n_gen, "")
+
+
+def bench_rate_metric(test: str) -> str:
+    """A bench test's throughput metric: prefill tok/s for a ppN test, decode tok/s for a tgN test."""
+    sizes = bench_test_sizes(test)
+    return "prefill_tok_s" if sizes and sizes[0] else "decode_tok_s"
 
 
 def speedups(all_cells: list[Cell], metric: str = "e2e_s") -> dict[tuple[str, str, int], float]:
@@ -226,16 +236,6 @@ def format_cv(s: Stats) -> str:
     return "-" if math.isnan(s.cv) else f"{100 * s.cv:.1f}"
 
 
-def _render(header: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 2) -> str:
-    """Columns padded to their widest entry; the first `left` columns left-aligned, the others right."""
-    table = [header] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
-             for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _counts(c: Cell) -> tuple[str, str, str, str]:
     return (str(c.threads), str(c.stats[c.main_metric].n), str(c.failed), str(c.warmups))
 
@@ -249,7 +249,7 @@ def format_table(all_cells: list[Cell]) -> str:
              format_cv(c.stats["e2e_s"]), format_number(c.medians["decode_tok_s"], 1), format_cv(c.stats["decode_tok_s"]),
              format_number(c.medians["ttft_s"]), format_number(c.medians["generated_tokens"], 0),
              format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
-    return _render(header, rows)
+    return "\n".join(table_lines([header, *rows]))
 
 
 def format_bench_table(all_cells: list[Cell]) -> str:
@@ -260,7 +260,7 @@ def format_bench_table(all_cells: list[Cell]) -> str:
     rows = [(c.series, c.prompt_id, *_counts(c), format_number(c.medians[c.rate_metric], 1), format_ci(c.stats[c.rate_metric], 1),
              format_cv(c.stats[c.rate_metric]), format_number(c.medians["e2e_s"]), format_cv(c.stats["e2e_s"]),
              format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
-    return _render(header, rows)
+    return "\n".join(table_lines([header, *rows]))
 
 
 def warnings(all_cells: list[Cell], limit: float = CV_LIMIT) -> list[str]:

@@ -83,6 +83,7 @@ def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, l
 def run_mpibench(model: str, args, threads: int) -> dict[str, list[float]]:
     """`mpibench bench`'s measured repetitions (tokens/s) per test, under mpiexec -n 2."""
     from mpibench.store.hdf5 import read_results
+    from mpibench.summary import bench_rate_metric
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -92,8 +93,7 @@ def run_mpibench(model: str, args, threads: int) -> dict[str, list[float]]:
         samples: dict[str, list[float]] = {}
         for row in read_results(f"{tmp}/run/results.h5").results:
             if row["status"] == "ok" and not row["warmup"]:
-                speed = row["prefill_tok_s"] if row["prompt_id"].startswith("pp") else row["decode_tok_s"]
-                samples.setdefault(row["prompt_id"], []).append(speed)
+                samples.setdefault(row["prompt_id"], []).append(row[bench_rate_metric(row["prompt_id"])])
         return samples
 
 
@@ -109,6 +109,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from mpibench.models import builtin_path
     from mpibench.stats import describe
+    from mpibench.summary import prompt_order
 
     model = args.model or str(builtin_path("smollm2-135m"))
     binary = llama_bench()
@@ -134,7 +135,7 @@ def main() -> int:
           f"{args.rounds} rounds x {args.r} repetitions, order alternating; llama-bench pinned as mpibench's runner")
     print(f"{'test':>8} {'threads':>7} {'llama-bench':>12} {'mpibench':>10} {'ratio':>7}  95 % CI")
     worst = 0.0
-    for key in sorted(rounds, key=lambda k: (k[0][:2], int(k[0][2:]), k[1])):
+    for key in sorted(rounds, key=lambda k: (prompt_order(k[0]), k[1])):
         ratio = describe(rounds[key])
         worst = max(worst, abs(ratio.median - 1))
         print(f"{key[0]:>8} {key[1]:>7} {statistics.median(theirs[key]):>12.2f} {statistics.median(ours[key]):>10.2f} "
