@@ -156,6 +156,19 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _add_run_options(command: argparse.ArgumentParser, unit: str, *out: str) -> None:
+    """The options `run` and `bench` share: where the run goes, its time limit, resuming, what is written at the
+    end; `unit` is what the command runs ("task" or "test"), `out` the run directory option's flags."""
+    command.add_argument(*out, dest="out", help="run directory (default results/<run-id>)")
+    command.add_argument("--timeout", type=float, help=f"seconds a {unit} may take before its runner is killed "
+                         f"(default: 30 min for a runner's first {unit}, then 10x what its last {unit} predicts)")
+    command.add_argument("--force", action="store_true", help="replace a run already in --out")
+    command.add_argument("--resume", metavar="DIR", help=f"continue the run in DIR: skip the {unit}s it has done")
+    command.add_argument("--retry-failed", action="store_true", help=f"with --resume: run failed {unit}s again")
+    command.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
+    command.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mpibench", description=__doc__)
     top.add_argument("--version", action="version", version=f"mpibench {__version__}")
@@ -170,14 +183,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-tokens", type=int, help="tokens to generate at most per answer (default 128)")
     run.add_argument("--seed", type=int, help="sampling seed (default 42)")
     run.add_argument("--ctx", dest="n_ctx", type=int, help="context size in tokens (default 2048)")
-    run.add_argument("--out", help="run directory (default results/<run-id>)")
-    run.add_argument("--timeout", type=float, help="seconds a task may take before its runner is killed "
-                     "(default: 30 min for a runner's first task, then 10x what its last task predicts)")
-    run.add_argument("--force", action="store_true", help="replace a run already in --out")
-    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tasks it has done")
-    run.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tasks again")
-    run.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
-    run.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
+    _add_run_options(run, "task", "--out")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", help="llama-bench's pp/tg tests under MPI (launch with mpirun -n N)",
@@ -190,13 +196,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("-r", "--repetitions", type=int, help=f"repetitions per test (default {BENCH_REPETITIONS})")
     bench.add_argument("-t", "--threads", help="thread counts: 1,2,4 or 1-16 or 1-16*2 (default: every count up to the cores)")
     bench.add_argument("--warmup", type=int, help="warmup runs per test and thread count (default 1)")
-    bench.add_argument("--timeout", type=float, help="seconds a test may take before its runner is killed")
-    bench.add_argument("-o", "--out", help="run directory (default results/<run-id>)")
-    bench.add_argument("--force", action="store_true", help="replace a run already in --out")
-    bench.add_argument("--resume", metavar="DIR", help="continue the run in DIR: skip the tests it has done")
-    bench.add_argument("--retry-failed", action="store_true", help="with --resume: run failed tests again")
-    bench.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
-    bench.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
+    _add_run_options(bench, "test", "-o", "--out")
     bench.set_defaults(func=cmd_run, kind="bench")
 
     show = sub.add_parser("show", help="print a results file as a table")
