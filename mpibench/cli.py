@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
 from mpibench import __version__
@@ -35,33 +34,19 @@ def _load_config(args):
     return load
 
 
-def _abort_guard(job) -> int:
-    """Run an MPI job on this rank; an exception aborts every rank with one line instead of leaving them waiting."""
-    from mpibench import mpi
-
-    try:
-        return job()
-    except BaseException as error:
-        comm = mpi.comm_world()
-        if comm.size > 1:  # never leave the other ranks waiting forever
-            if not isinstance(error, (KeyboardInterrupt, SystemExit)):
-                traceback.print_exc()
-            print(f"mpibench: rank {comm.rank} failed; aborting the MPI job", file=sys.stderr)
-            mpi.abort(comm, 1)
-        raise
-
-
 def cmd_run(args) -> int:
-    from mpibench import sweep
+    from mpibench import run
 
-    return _abort_guard(lambda: sweep.run(_load_config(args), args.force, not args.no_plots, args.resume,
-                                          args.retry_failed, not args.no_report))
+    options = run.Options(force=args.force, draw_plots=not args.no_plots, report=not args.no_report,
+                          resume=args.resume, retry_failed=args.retry_failed)
+    return run.sweep(_load_config(args), options)
 
 
 def cmd_doctor(args) -> int:
     from mpibench.doctor import doctor
+    from mpibench.run import guarded
 
-    return _abort_guard(doctor)
+    return guarded(doctor)
 
 
 def cmd_show(args) -> int:

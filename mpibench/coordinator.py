@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mpibench.mpi import Backoff
+from mpibench.polling import Backoff
 from mpibench.progress import Progress
+from mpibench.protocol import OK, Job, Result, unrun_result
 from mpibench.scheduler import Assignment, Scheduler
-from mpibench.store.schema import empty_result
 from mpibench.tasks import Task
-from mpibench.worker import LOAD_FAILED
 
 
 RESULT_POLL_S = 0.01  # rank 0 looks for results at least this often: a result waits at most 10 ms
@@ -35,19 +34,11 @@ class Outcome:
     lost_ranks: list[int] = field(default_factory=list)
 
 
-def unrun_record(task: Task, error: str, rank: int = -1, hostname: str = "") -> dict:
-    """The record of a task that did not run (or whose worker vanished), with the reason."""
-    return empty_result(task_id=task.id, index=task.index, kind=task.kind, model=task.model,
-                        prompt_id=task.prompt_id, threads=task.threads, repetition=task.repetition,
-                        warmup=int(task.warmup), rank=rank, hostname=hostname,
-                        status="failed", error=error, answer="", token_ns=[])
-
-
 def coordinate(
     scheduler: Scheduler,
-    make_job: Callable[[Assignment], dict],
+    make_job: Callable[[Assignment], Job],
     transport,
-    store_result: Callable[[dict], None],
+    store_result: Callable[[Result], None],
     progress: Progress,
     silence_limit: float,
     clock: Callable[[], float] = time.monotonic,
@@ -56,66 +47,75 @@ def coordinate(
     """Run every task once; returns the counts and the ranks lost on the way."""
     backoff = Backoff(longest=RESULT_POLL_S, sleep=sleep)
     outcome = Outcome()
-    sent_at: dict[int, float] = {}
+    started_at: dict[int, float] = {}  # rank -> when its running task started (was sent, or its last one ended)
     expected: dict[tuple, float] = {}  # (model, threads, prompt) -> round trip of its last success
     quiet_until: dict[int, float | None] = {}  # rank -> when to start polling for its result
 
     def like(task: Task) -> tuple:
         return (task.model, task.threads, task.prompt_id)
 
-    def store(record: dict) -> None:
-        store_result(record)
+    def started(rank: int) -> None:
+        started_at[rank] = clock()
+        estimate = expected.get(like(scheduler.running[rank].task))
+        quiet_until[rank] = None if estimate is None else started_at[rank] + QUIET_SHARE * estimate
+
+    def store(result: Result) -> None:
+        store_result(result)
         outcome.done += 1
-        outcome.failed += record["status"] != "ok"
+        outcome.failed += result.status != OK
         progress.update(outcome.done, outcome.failed)
 
-    changed = True  # only a finished or lost task frees a node: assign after those alone
+    changed = True  # only a finished or lost task frees a node or warms a worker: assign after those alone
     while not scheduler.done:
         if changed:
             for assignment in scheduler.assign():
                 transport.send_job(assignment.rank, make_job(assignment))
-                sent_at[assignment.rank] = clock()
-                estimate = expected.get(like(assignment.task))
-                quiet_until[assignment.rank] = None if estimate is None else sent_at[assignment.rank] + QUIET_SHARE * estimate
+                if scheduler.running[assignment.rank] is assignment:  # not one handed ahead
+                    started(assignment.rank)
             changed = False
         message = transport.poll()
         if message is None:
-            for rank, since in list(sent_at.items()):
+            for rank, since in list(started_at.items()):
                 if clock() - since > silence_limit:
                     changed = True
-                    del sent_at[rank]
+                    del started_at[rank]
                     outcome.lost_ranks.append(rank)
                     held, stuck = scheduler.lose_worker(rank)
                     if held:
-                        store(unrun_record(held.task, f"worker rank {rank} on {held.node} stopped answering "
+                        store(unrun_result(held.task, f"worker rank {rank} on {held.node} stopped answering "
                                                       f"for {silence_limit:.0f} s", rank, held.node))
                     for task in stuck:
-                        store(unrun_record(task, f"not run: no remaining worker node has {task.threads} cores"))
-            quiet = [quiet_until.get(rank) for rank in sent_at]
+                        store(unrun_result(task, f"not run: no remaining worker node has {task.threads} cores"))
+            quiet = [quiet_until.get(rank) for rank in started_at]
             if quiet and None not in quiet and min(quiet) > clock():
                 sleep(min(quiet) - clock())
             else:
                 backoff.sleep()
             continue
         backoff.reset()
-        changed = True
-        rank, record = message
-        if rank in outcome.lost_ranks:  # a late answer of a worker given up for lost: keep it, latest wins
-            store_result(record)
+        rank, reply = message
+        result = reply.result
+        running = scheduler.running.get(rank)
+        if running is None or running.task.id != result.task_id:  # late: its worker was given up for lost
+            store_result(result)  # keep it, latest wins
             continue
-        store(record)
-        held = scheduler.complete(rank)
-        if record["status"] == "ok":
-            expected[like(held.task)] = clock() - sent_at[rank]
-        del sent_at[rank]
-        if record["error"].startswith(LOAD_FAILED):
-            for task in scheduler.drop_model(record["model"]):
-                store(unrun_record(task, f"not run: {record['error']}"))
+        changed = True
+        store(result)
+        held = scheduler.complete(rank, result.status == OK)
+        if result.status == OK:
+            expected[like(held.task)] = clock() - started_at[rank]
+        if rank in scheduler.running:
+            started(rank)
+        else:
+            del started_at[rank]
+        if reply.model_failed:
+            for task in scheduler.drop_model(result.model):
+                store(unrun_result(task, f"not run: {result.error}"))
     progress.finish()
     return outcome
 
 
-def drain(transport, store_result: Callable[[dict], None], seconds: float, clock=time.monotonic) -> int:
+def drain(transport, store_result: Callable[[Result], None], seconds: float, clock=time.monotonic) -> int:
     """Keep results that are already on their way (after an interrupt); returns how many arrived."""
     backoff, kept, end = Backoff(), 0, clock() + seconds
     while clock() < end:
@@ -123,6 +123,6 @@ def drain(transport, store_result: Callable[[dict], None], seconds: float, clock
         if message is None:
             backoff.sleep()
             continue
-        store_result(message[1])
+        store_result(message[1].result)
         kept += 1
     return kept

@@ -15,14 +15,14 @@ SAFETY = 10.0
 LOST_WORKER_GRACE_S = 10.0
 
 
-def task_limit(configured: float | None, previous: dict | None, max_tokens: int) -> float:
-    """Seconds the next task of a runner may take; `previous` is the runner's last successful record."""
+def task_limit(configured: float | None, previous, max_tokens: int) -> float:
+    """Seconds the next task of a runner may take; `previous` is the runner's last successful Result."""
     if configured is not None:
         return configured
     if previous is None:
         return FIRST_TASK_S
-    per_token = previous["tpot_s"] if not math.isnan(previous["tpot_s"]) else previous["e2e_s"]
-    prefill = previous["ttft_s"] if not math.isnan(previous["ttft_s"]) else 0.0
+    per_token = previous.tpot_s if not math.isnan(previous.tpot_s) else previous.e2e_s
+    prefill = previous.ttft_s if not math.isnan(previous.ttft_s) else 0.0
     if math.isnan(per_token):
         return FIRST_TASK_S
     return max(MIN_TASK_S, SAFETY * (prefill + max_tokens * per_token))

@@ -8,7 +8,6 @@ AMX tile-config trap), and the engine preflight (preflight.py) of the builtin mo
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ from mpibench.placement import describe, placement
 from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, crash_advice, summary
 from mpibench.simd import build_features, host_features, mismatch
 from mpibench.toolchain import compiler_affected
-from mpibench.worker import RUNNER_SETTINGS, Worker
+from mpibench.protocol import Job, Request
+from mpibench.tasks import Task
+from mpibench.worker import Worker
 
 MODEL = "smollm2-135m"
 UNKNOWN_CRASH = ("not a known cause (the GCC AMX trap, instructions the CPU lacks): run the failing model with "
@@ -104,9 +105,9 @@ def check_node(rank: int, cpus: tuple[int, ...]) -> list[Finding]:
         model = inspect_model(model_from_entry(MODEL))
     except ModelError as error:
         return [Finding("fail", worker.hostname, str(error), "bash launch/setup.sh installs the builtin models")]
-    job = {"task": {"model": MODEL}, "cores": [cpus[0]], "model_path": model.path,
-           "prompt_format": model.prompt_format, "n_ctx": 512, "seed": 42, "timeout": 600}
-    runner, choice = worker.preflight(tuple(json.dumps(job[k]) for k in RUNNER_SETTINGS), job)
+    task = Task("doctor", 0, MODEL, "preflight", 1, 0)
+    job = Job(task, (cpus[0],), model.path, model.prompt_format, Request(), n_ctx=512, seed=42, timeout=600)
+    runner, choice = worker.preflight(job)
     engine = choice.engine if choice else runner.facts
     if runner:
         runner.close()

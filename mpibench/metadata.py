@@ -1,4 +1,5 @@
-"""Host and software facts, read from /proc, /sys and package metadata (no subprocesses after MPI init)."""
+"""Host and software facts, read from /proc, /sys and package metadata (no subprocesses after MPI init), and
+the timestamp format of every run file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import socket
+import time
 from pathlib import Path
 
 from mpibench import __version__
@@ -13,6 +15,11 @@ from mpibench.affinity import parse_cpu_list
 from mpibench.simd import host_features
 
 SYS_CPU = Path("/sys/devices/system/cpu")
+
+
+def timestamp() -> str:
+    """The one timestamp format of run files and scores: local time with its UTC offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _read(path: Path | str, default: str = "") -> str:

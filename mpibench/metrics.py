@@ -53,3 +53,12 @@ def latency(token_ns: Sequence[int], end_ns: int, prompt_tokens: int) -> Latency
         itl_max_s=max(gaps),
         e2e_s=e2e,
     )
+
+
+def bench_throughput(n_prompt: int, n_gen: int, seconds: float) -> dict:
+    """llama-bench's throughput of a test: ppN, N prompt tokens / time (no TTFT: nothing is generated);
+    tgN, N tokens / time."""
+    nan = float("nan")
+    if n_prompt:
+        return {"prefill_tok_s": n_prompt / seconds, "ttft_s": nan}
+    return {"decode_tok_s": n_gen / seconds, "prefill_tok_s": nan}

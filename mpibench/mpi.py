@@ -1,4 +1,4 @@
-"""The only module that imports mpi4py: transport between rank 0 and the workers, polite polling.
+"""The only module that imports mpi4py: transport between rank 0 and the workers (protocol.py's messages).
 
 Nothing here blocks in an MPI call while waiting: a blocking receive spins a core at 100 %, which
 would steal the very cores being measured. Waits poll with Iprobe and a sleep that backs off to 50 ms.
@@ -13,26 +13,14 @@ from collections.abc import Callable
 import mpi4py
 
 from mpibench import launcher
+from mpibench.polling import Backoff
+from mpibench.protocol import Job, Stop, TaskReply
 
 mpi4py.rc.initialize = False  # comm_world() starts MPI, once the launcher is known to suit this MPI
 mpi4py.rc.finalize = True
 from mpi4py import MPI  # noqa: E402
 
 TAG_JOB, TAG_RESULT, TAG_STOP = 11, 12, 13
-
-
-class Backoff:
-    """Sleeps that start at 1 ms and double to 50 ms while nothing happens."""
-
-    def __init__(self, first: float = 0.001, longest: float = 0.05, sleep=time.sleep):
-        self.first, self.longest, self.delay, self._sleep = first, longest, first, sleep
-
-    def reset(self) -> None:
-        self.delay = self.first
-
-    def sleep(self) -> None:
-        self._sleep(self.delay)
-        self.delay = min(self.delay * 2, self.longest)
 
 
 def comm_world():
@@ -73,53 +61,58 @@ def probe(comm, source: int, tag: int, status) -> bool:
     return any(comm.Iprobe(source=source, tag=tag, status=status) for _ in range(PROBE_BURST))
 
 
-def receive_from_coordinator(comm, within: float | None = None) -> tuple[int, object] | None:
-    """Wait (polling, not spinning) for the next message from rank 0; returns (tag, message), or None
-    when `within` seconds pass first."""
-    status, backoff = MPI.Status(), Backoff()
-    end = None if within is None else time.monotonic() + within
-    while not probe(comm, 0, MPI.ANY_TAG, status):
-        if end is not None and time.monotonic() > end:
-            return None
-        backoff.sleep()
-    return status.Get_tag(), comm.recv(source=0, tag=status.Get_tag())
-
-
-class MpiTransport:
-    """Rank 0's side: send jobs and stops to workers, poll for their results."""
+class WorkerChannel:
+    """A worker's side: receive jobs and stops from rank 0 (polling, not spinning), send task replies."""
 
     def __init__(self, comm):
         self.comm, self.status = comm, MPI.Status()
 
-    def send_job(self, rank: int, job: dict) -> None:
+    def receive(self, wait: bool = True, within: float | None = None) -> Job | Stop | None:
+        """The next message from rank 0; None when there is none yet (`wait` False) or `within` seconds
+        pass first."""
+        backoff = Backoff()
+        end = None if within is None else time.monotonic() + within
+        while not probe(self.comm, 0, MPI.ANY_TAG, self.status):
+            if not wait or (end is not None and time.monotonic() > end):
+                return None
+            backoff.sleep()
+        return self.comm.recv(source=0, tag=self.status.Get_tag())
+
+    def send(self, reply: TaskReply) -> None:
+        self.comm.send(reply, dest=0, tag=TAG_RESULT)
+
+
+class MpiTransport:
+    """Rank 0's side: send jobs and stops to workers, poll for their replies."""
+
+    def __init__(self, comm):
+        self.comm, self.status = comm, MPI.Status()
+
+    def send_job(self, rank: int, job: Job) -> None:
         self.comm.send(job, dest=rank, tag=TAG_JOB)
 
-    def poll(self) -> tuple[int, dict] | None:
+    def poll(self) -> tuple[int, TaskReply] | None:
         if not probe(self.comm, MPI.ANY_SOURCE, TAG_RESULT, self.status):
             return None
         source = self.status.Get_source()
         return source, self.comm.recv(source=source, tag=TAG_RESULT)
 
     def stop(self, rank: int, code: int) -> None:
-        self.comm.send(code, dest=rank, tag=TAG_STOP)
+        self.comm.send(Stop(code), dest=rank, tag=TAG_STOP)
 
 
 class LocalTransport:
     """Rank 0 alone (-n 1): jobs run in this process, one at a time."""
 
-    def __init__(self, execute: Callable[[dict], dict]):
+    def __init__(self, execute: Callable[[Job], TaskReply]):
         self.execute = execute
-        self.done: deque[tuple[int, dict]] = deque()
+        self.done: deque[tuple[int, TaskReply]] = deque()
 
-    def send_job(self, rank: int, job: dict) -> None:
+    def send_job(self, rank: int, job: Job) -> None:
         self.done.append((rank, self.execute(job)))
 
-    def poll(self) -> tuple[int, dict] | None:
+    def poll(self) -> tuple[int, TaskReply] | None:
         return self.done.popleft() if self.done else None
 
     def stop(self, rank: int, code: int) -> None:
         pass
-
-
-def send_result(comm, record: dict) -> None:
-    comm.send(record, dest=0, tag=TAG_RESULT)

@@ -1,25 +1,27 @@
 """Runner child process: pins itself, loads one model once, then runs the tasks its worker sends.
 
-Started by worker.py as `python -m mpibench.runner` with the OpenMP environment already set. Protocol:
-one JSON object a line. stdin: a load request (with the engine settings, and the preflight attempt or 0),
-then task requests (a prompt, or a llama-bench test). stdout (kept private: llama.cpp's own prints go to
-stderr): "engine" (the CPU backend about to run, so that a crash can be explained) then "loaded" after
-the model loaded and passed its preflight, or "error"; then one "done" or "error" per task.
+Started by worker.py as `python -m mpibench.runner` with the OpenMP environment already set. Protocol
+(protocol.py's messages, one JSON line each): stdin: a LoadRequest (with the engine settings, and the
+preflight attempt or 0), then one Request a task (a prompt, or a llama-bench test). stdout (kept private:
+llama.cpp's own prints go to stderr): EngineFacts (the CPU backend about to run, so that a crash can be
+explained), then Loaded once the model loaded and passed its preflight, or Failed; then one Measurement
+or Failed a task.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import resource
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 
 from mpibench.affinity import format_cpu_list
-from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, EngineSettings, injected_fault
+from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, injected_fault
+from mpibench.protocol import EngineFacts, Failed, Loaded, LoadRequest, Measurement, Request, decode, encode
 from mpibench.toolchain import AMX_FIX_MARKER, has_amx_fix, library_comments
 
 
@@ -48,72 +50,55 @@ def cpus_seen() -> str:
     return format_cpu_list(cpus)
 
 
-def run_task(engine, request: dict) -> dict:
+def run_task(engine, request: Request) -> Measurement:
     before = resource.getrusage(resource.RUSAGE_SELF)
     started_unix = time.time()
-    if "bench" in request:
-        generation = engine.bench(request["bench"]["n_prompt"], request["bench"]["n_gen"])
+    if request.kind == "bench":
+        generation = engine.bench(request.n_prompt, request.n_gen)
     else:
-        generation = engine.generate(request["prompt"], request["max_tokens"])
+        generation = engine.generate(request.prompt, request.max_tokens)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "event": "done",
-        "started_unix": started_unix,
-        "prompt_tokens": generation.prompt_tokens,
-        "token_ns": generation.token_ns,
-        "end_ns": generation.end_ns,
-        "answer": generation.text,
-        "finish_reason": generation.finish_reason,
-        "llama_prompt_ms": generation.llama_prompt_ms,
-        "llama_eval_ms": generation.llama_eval_ms,
-        "llama_prompt_n": generation.llama_prompt_n,
-        "llama_eval_n": generation.llama_eval_n,
-        "cpu_user_s": after.ru_utime - before.ru_utime,
-        "cpu_sys_s": after.ru_stime - before.ru_stime,
-        "peak_rss_bytes": after.ru_maxrss * 1024,
-        "cpus_seen": cpus_seen(),
-    }
+    return Measurement(started_unix=started_unix, **asdict(generation), cpu_user_s=after.ru_utime - before.ru_utime,
+                       cpu_sys_s=after.ru_stime - before.ru_stime, peak_rss_bytes=after.ru_maxrss * 1024,
+                       cpus_seen=cpus_seen())
 
 
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever the C library prints must not corrupt the protocol
 
-    def reply(message: dict) -> None:
-        replies.write(json.dumps(message) + "\n")
+    def reply(message) -> None:
+        replies.write(encode(message))
 
-    load = json.loads(sys.stdin.readline())
-    os.sched_setaffinity(0, load["cores"])
+    load: LoadRequest = decode(sys.stdin.readline())
+    os.sched_setaffinity(0, load.cores)
     try:
         from mpibench.engine import llama
 
-        settings = EngineSettings(**load["engine"])
-        library, variant = llama.load_cpu_backend(settings.avoid_amx)
-        system_info = llama.LlamaEngine.system_info()
-        reply({"event": "engine", **library_facts(library), "engine_variant": variant,
-               "engine_extra_bufts": int(settings.extra_bufts), "system_info": system_info})
+        library, variant = llama.load_cpu_backend(load.avoid_amx)
+        reply(EngineFacts(**library_facts(library), engine_variant=variant, engine_extra_bufts=int(load.extra_bufts),
+                          system_info=llama.LlamaEngine.system_info()))
         started = time.perf_counter()
-        engine = llama.LlamaEngine(load["model_path"], len(load["cores"]), load["n_ctx"], load["seed"],
-                                   load["prompt_format"], settings.extra_bufts)
+        engine = llama.LlamaEngine(load.model_path, len(load.cores), load.n_ctx, load.seed, load.prompt_format,
+                                   load.extra_bufts)
         loaded = time.perf_counter()
-        if load["preflight"]:  # a batch (the AMX tile path when AMX is on), then single tokens
-            fault = injected_fault(os.environ, load["preflight"])
+        if load.preflight:  # a batch (the AMX tile path when AMX is on), then single tokens
+            fault = injected_fault(os.environ, load.preflight)
             if fault:
                 os.kill(os.getpid(), fault)
             engine.bench(PREFLIGHT_BATCH, PREFLIGHT_SINGLES)
         desc, size = engine.description()
-        reply({"event": "loaded", "load_s": loaded - started, "preflight_s": time.perf_counter() - loaded,
-               "system_info": system_info, "model_desc": desc, "model_bytes": size,
-               "engine_weight_buffers": ",".join(engine.weight_buffers)})
+        reply(Loaded(load_s=loaded - started, preflight_s=time.perf_counter() - loaded, model_desc=desc,
+                     model_bytes=size, engine_weight_buffers=",".join(engine.weight_buffers)))
     except Exception as error:  # the worker records the reason on every task of this group
-        reply({"event": "error", "error": f"model failed to load: {error}"})
+        reply(Failed(f"model failed to load: {error}"))
         return 1
     for line in sys.stdin:
         try:
-            reply(run_task(engine, json.loads(line)))
+            reply(run_task(engine, decode(line)))
         except Exception as error:
             traceback.print_exc()
-            reply({"event": "error", "error": f"{type(error).__name__}: {error}"})
+            reply(Failed(f"{type(error).__name__}: {error}"))
     return 0
 
 

@@ -9,6 +9,10 @@ Loading costs: a worker keeps its runner (model loaded, thread count set) betwee
 in this order: a group one of its workers holds; a model it has read before; a model no other node has
 read; a group no worker holds; anything that fits. A large model is read from disk about once per node
 that needs it, and no node idles while work that fits it remains.
+
+Handing ahead: once a worker's runner has completed a task of its group, the group's next task is handed
+to that worker while the current one runs (one ahead), so that it starts the moment the current one ends.
+Isolation holds: a worker runs its tasks one after another.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Scheduler:
         self.worker_nodes = dict(worker_nodes)
         self.node_cores = {n: c for n, c in node_cores.items() if n in set(self.worker_nodes.values())}
         self.running: dict[int, Assignment] = {}
+        self.queued: dict[int, Assignment] = {}  # rank -> the task handed to it ahead, to run next
+        self.warm: set[int] = set()  # ranks whose runner completed its group's last task
         self.last_group: dict[int, tuple[str, int]] = {}  # rank -> group its runner holds
         self.node_models: dict[str, set[str]] = {n: set() for n in self.node_cores}  # models each node has read
         if not self.worker_nodes:
@@ -67,7 +73,19 @@ class Scheduler:
             self.last_group[rank] = task.group
             self.node_models[node].add(task.model)
             started.append(assignment)
-        return started
+        return started + self._hand_ahead()
+
+    def _hand_ahead(self) -> list[Assignment]:
+        """For each warm worker with one task running and none queued, its group's next pending task."""
+        ahead = []
+        for rank, current in self.running.items():
+            if rank in self.warm and rank not in self.queued:
+                task = next((t for t in self.pending if t.group == current.task.group), None)
+                if task is not None:
+                    self.pending.remove(task)
+                    self.queued[rank] = Assignment(rank, current.node, task, current.cores)
+                    ahead.append(self.queued[rank])
+        return ahead
 
     def _choose(self, node: str, ranks: list[int], fitting: list[Task]) -> tuple[int, Task]:
         held = {self.last_group[r]: r for r in ranks if r in self.last_group}
@@ -93,14 +111,22 @@ class Scheduler:
         fresh = [r for r in ranks if r not in self.last_group]
         return (finished or fresh or ranks)[0]
 
-    def complete(self, rank: int) -> Assignment:
-        """Mark the task running on `rank` finished; returns its assignment."""
-        return self.running.pop(rank)
+    def complete(self, rank: int, ok: bool = True) -> Assignment:
+        """Mark the task running on `rank` finished (`ok`: it succeeded); its queued task, if any, runs now.
+        Returns the finished task's assignment."""
+        finished = self.running.pop(rank)
+        if rank in self.queued:
+            self.running[rank] = self.queued.pop(rank)
+        (self.warm.add if ok else self.warm.discard)(rank)
+        return finished
 
     def drop_model(self, model: str) -> list[Task]:
-        """Withdraw the pending tasks of a model (it cannot load); returns them."""
+        """Withdraw the pending and queued tasks of a model (it cannot load); returns them."""
         dropped = [t for t in self.pending if t.model == model]
         self.pending = [t for t in self.pending if t.model != model]
+        for rank, queued in list(self.queued.items()):
+            if queued.task.model == model:
+                dropped.append(self.queued.pop(rank).task)
         return dropped
 
     def lose_worker(self, rank: int) -> tuple[Assignment | None, list[Task]]:
@@ -108,6 +134,9 @@ class Scheduler:
         remaining node can run (both withdrawn)."""
         node = self.worker_nodes.pop(rank)
         self.last_group.pop(rank, None)
+        self.warm.discard(rank)
+        if rank in self.queued:  # handed ahead but never started: it runs elsewhere
+            self.pending.insert(0, self.queued.pop(rank).task)
         if node not in self.worker_nodes.values():
             del self.node_cores[node]
             del self.node_models[node]

@@ -11,11 +11,13 @@ A worker's first runner of a model also runs the engine preflight (preflight.py)
 fatal signal there is started again with the next engine configuration, and the configuration that passed
 serves every later runner of the model. When none passes, the model's tasks are recorded as "not_run" with
 the cause and the fix.
+
+`serve` is a worker rank's loop. Rank 0 may hand a worker its next job while the current one runs; jobs
+wait in order, so the next starts as soon as the last one's result is sent.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from mpibench import preflight
@@ -30,83 +33,86 @@ from mpibench.affinity import format_cpu_list, runner_environment
 from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
-from mpibench.metrics import latency
-from mpibench.store.schema import empty_result
+from mpibench.metrics import bench_throughput, latency
+from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadRequest,
+                               Measurement, Result, Stop, TaskReply, decode, encode, task_columns)
+from mpibench.signals import Interrupted
 
 STDERR_TAIL = 2000
 LOAD_FAILED = "model failed to load"
-RUNNER_SETTINGS = ("model_path", "cores", "n_ctx", "seed", "prompt_format")  # what a runner is started with
 DOCTOR_HINT = "`mpibench doctor` on this node checks its llama.cpp build against its CPU"
-ENGINE_FACTS = ("system_info", "model_desc", "model_bytes", "engine_library", "engine_library_sha256",
-                "engine_compiler", "engine_fix", "engine_variant", "engine_extra_bufts", "engine_weight_buffers")
-
-
-def bench_throughput(test: dict, seconds: float) -> dict:
-    """ppN: N prompt tokens / time (no TTFT: nothing is generated); tgN: N tokens / time."""
-    nan = float("nan")
-    if test["n_prompt"]:
-        return {"prefill_tok_s": test["n_prompt"] / seconds, "ttft_s": nan}
-    return {"decode_tok_s": test["n_gen"] / seconds, "prefill_tok_s": nan}
+STOP_WAIT_S = 30.0  # after an interrupt, how long a worker waits for rank 0's stop
 
 
 class Runner:
     """One runner child process and the key of the group it serves."""
 
-    def __init__(self, key: tuple, job: dict, settings: preflight.EngineSettings, attempt: int = 0):
+    def __init__(self, job: Job, settings: preflight.EngineSettings, attempt: int = 0):
         """Start a runner with these engine settings; `attempt` > 0 makes it run the preflight."""
-        self.key, self.preflighted = key, attempt > 0
-        self.previous: dict | None = None  # the last successful record, for the next time limit
+        self.key, self.preflighted = job.runner_key, attempt > 0
+        self.previous: Result | None = None  # the last successful result, for the next time limit
         self.stderr = tempfile.TemporaryFile()
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mpibench.runner"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-            env=dict(runner_environment(tuple(job["cores"]), os.environ), PYTHONFAULTHANDLER="1"),
+            env=dict(runner_environment(job.cores, os.environ), PYTHONFAULTHANDLER="1"),
         )
-        load = dict({k: job[k] for k in RUNNER_SETTINGS}, engine=asdict(settings), preflight=attempt)
-        limit = job["timeout"] if job["timeout"] is not None else FIRST_TASK_S
-        self.loaded = self.request(load, limit)
-        self.engine: dict = {}  # what the runner said of its CPU backend before loading the model
-        if self.loaded["event"] == "engine":
-            self.engine, self.loaded = self.loaded, self.receive(limit)
+        load = LoadRequest(job.model_path, job.cores, job.n_ctx, job.seed, job.prompt_format,
+                           settings.avoid_amx, settings.extra_bufts, attempt)
+        limit = job.timeout if job.timeout is not None else FIRST_TASK_S
+        reply = self.request(load, limit)
+        self.engine: EngineFacts | None = None  # what the runner said of its CPU backend before loading
+        if isinstance(reply, EngineFacts):
+            self.engine, reply = reply, self.receive(limit)
+        if isinstance(reply, Failed) and not reply.error.startswith(LOAD_FAILED):
+            reply = Failed(f"{LOAD_FAILED}: {reply.error}", reply.dead, reply.signal, reply.timeout)
+        self.loaded: Loaded | Failed = reply
         # process, imports and model load, without the preflight: what a group costs
-        self.start_s = time.perf_counter() - started - self.loaded.get("preflight_s", 0.0)
-        if self.loaded["event"] != "loaded" and not self.loaded["error"].startswith(LOAD_FAILED):
-            self.loaded["error"] = f"{LOAD_FAILED}: {self.loaded['error']}"
+        self.start_s = time.perf_counter() - started - (reply.preflight_s if isinstance(reply, Loaded) else 0.0)
 
-    def request(self, message: dict, limit: float) -> dict:
-        """Send one request and wait up to `limit` seconds for its reply; a dead or late runner yields an
-        error reply saying why (with "dead": True, and "timeout": True when it was too slow)."""
+    def request(self, message, limit: float):
+        """Send one message and wait up to `limit` seconds for the reply (a Failed one if the runner dies
+        or is too slow)."""
         try:
-            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.write(encode(message))
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # a dead runner: receive() says how it died
         return self.receive(limit)
 
-    def receive(self, limit: float) -> dict:
-        """The runner's next reply, or an error reply if it dies or takes more than `limit` seconds."""
+    def receive(self, limit: float):
+        """The runner's next message, or Failed (dead) if it dies or takes more than `limit` seconds."""
         try:
             ready, _, _ = select.select([self.process.stdout], [], [], limit)
             if not ready:
                 self.process.kill()
                 self.process.wait()
-                return {"event": "error", "error": f"timed out after {limit:.0f} s; runner killed",
-                        "dead": True, "timeout": True}
+                return Failed(f"timed out after {limit:.0f} s; runner killed", dead=True, timeout=True)
             line = self.process.stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
         if line:
-            return json.loads(line)
+            return decode(line)
         code = self.process.wait()
         reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return {"event": "error", "error": f"runner {reason}: {self.stderr_tail()}", "dead": True,
-                "signal": max(-code, 0)}
+        return Failed(f"runner {reason}: {self.stderr_tail()}", dead=True, signal=max(-code, 0))
 
     @property
     def facts(self) -> dict:
         """What the runner said of its engine, then of its load (or why it failed)."""
-        return dict(self.engine, **self.loaded)
+        return {**(asdict(self.engine) if self.engine else {}), **asdict(self.loaded)}
+
+    def columns(self) -> dict:
+        """The result columns its engine and load fill (the same on every task of the runner)."""
+        columns = asdict(self.engine) if self.engine else {}
+        if isinstance(self.loaded, Loaded):
+            columns.update(model_desc=self.loaded.model_desc, model_bytes=self.loaded.model_bytes,
+                           engine_weight_buffers=self.loaded.engine_weight_buffers, load_s=self.loaded.load_s,
+                           runner_start_s=self.start_s)
+            if self.preflighted:
+                columns["preflight_s"] = self.loaded.preflight_s
+        return columns
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -126,6 +132,16 @@ class Runner:
                 self.process.kill()
                 self.process.wait()
         self.stderr.close()
+
+
+def measured_columns(measurement: Measurement, job: Job) -> dict:
+    """The result columns of a runner's measurement: its own fields and the metrics of its token times."""
+    columns = {k: v for k, v in asdict(measurement).items() if k != "end_ns"}
+    columns.update(vars(latency(measurement.token_ns, measurement.end_ns, measurement.prompt_tokens)),
+                   generated_tokens=len(measurement.token_ns), status=OK)
+    if job.request.kind == "bench":  # llama-bench's throughput: the test's tokens / the test's time
+        columns.update(bench_throughput(job.request.n_prompt, job.request.n_gen, columns["e2e_s"]))
+    return columns
 
 
 @dataclass(frozen=True)
@@ -152,16 +168,16 @@ class Worker:
     def say(self, line: str) -> None:
         print(f"mpibench: rank {self.rank} on {self.hostname}: {line}", file=sys.stderr, flush=True)
 
-    def preflight(self, key: tuple, job: dict) -> tuple[Runner | None, EngineChoice | None]:
+    def preflight(self, job: Job) -> tuple[Runner | None, EngineChoice | None]:
         """Start the model's first runner, trying the engine configurations in fallback order while runners
         die by a fatal signal; the choice is None when the runner failed for another reason (a bad file)."""
-        model, cpu_has_amx = job["task"]["model"], "amx_int8" in cpu_flags()
+        model, cpu_has_amx = job.task.model, "amx_int8" in cpu_flags()
         plan = preflight.fallback_plan(cpu_variants(library_dir()), cpu_has_amx)
         attempts: list[preflight.Attempt] = []
         for number, settings in enumerate(plan, 1):
-            runner = Runner(key, job, settings, attempt=number)
-            signum = runner.loaded.get("signal", 0)
-            if runner.loaded["event"] == "loaded":
+            runner = Runner(job, settings, attempt=number)
+            signum = getattr(runner.loaded, "signal", 0)
+            if isinstance(runner.loaded, Loaded):
                 attempts.append(preflight.Attempt(settings, 0))
                 if number > 1:
                     self.say(f"warning: {model} runs with {settings.describe()}, not as built: its numbers do not "
@@ -170,7 +186,7 @@ class Worker:
             if signum not in preflight.FATAL_SIGNALS:
                 return runner, None
             attempts.append(preflight.Attempt(settings, signum))
-            advice = preflight.crash_advice(signum, runner.engine, cpu_has_amx) or DOCTOR_HINT
+            advice = preflight.crash_advice(signum, runner.facts, cpu_has_amx) or DOCTOR_HINT
             runner.close()
             then = f"; retrying with {plan[number].describe()}" if number < len(plan) else ""
             self.say(f"{model}: preflight ({settings.describe()}) died by {preflight.signal_name(signum)}: "
@@ -178,61 +194,66 @@ class Worker:
         failure = (f"{model} cannot run on {self.hostname}: every engine configuration died in preflight "
                    f"({preflight.summary(attempts)}); {advice}")
         self.say(f"error: {failure}; its tasks are recorded as not run")
-        return None, EngineChoice(None, tuple(attempts), failure, runner.engine)
+        return None, EngineChoice(None, tuple(attempts), failure, runner.facts)
 
-    def start_runner(self, key: tuple, job: dict) -> Runner | None:
+    def start_runner(self, job: Job) -> Runner | None:
         """A runner for the job's group, with the engine settings its model's preflight chose (running the
         preflight first if this worker has not yet); None when no configuration passed it."""
-        choice = self.engines.get(job["model_path"])
+        choice = self.engines.get(job.model_path)
         if choice is not None:
-            return Runner(key, job, choice.settings) if choice.settings else None
-        runner, choice = self.preflight(key, job)
+            return Runner(job, choice.settings) if choice.settings else None
+        runner, choice = self.preflight(job)
         if choice is not None:
-            self.engines[job["model_path"]] = choice
+            self.engines[job.model_path] = choice
         return runner
 
-    def execute(self, job: dict) -> dict:
-        """Run one job and return its result record (status "failed", "timeout" or "not_run" with the reason
-        if it did not finish)."""
-        key = tuple(json.dumps(job[k]) for k in RUNNER_SETTINGS)
-        if self.runner is None or self.runner.key != key:
+    def execute(self, job: Job) -> TaskReply:
+        """Run one job; its result has status "failed", "timeout" or "not_run" with the reason if it did not
+        finish."""
+        if self.runner is None or self.runner.key != job.runner_key:
             self.close()
-            self.runner = self.start_runner(key, job)
-        task = job["task"]
-        record = empty_result(
-            **{k: task[k] for k in ("index", "kind", "model", "prompt_id", "threads", "repetition")},
-            warmup=int(task["repetition"] < 0),
-            task_id=task["id"], rank=self.rank, hostname=self.hostname, cores=format_cpu_list(job["cores"]),
-            prompt_format=job["prompt_format"], status="failed", answer="", token_ns=[],
-        )
-        choice = self.engines.get(job["model_path"])
+            self.runner = self.start_runner(job)
+        known = dict(task_columns(job.task), rank=self.rank, hostname=self.hostname,
+                     cores=format_cpu_list(job.cores), prompt_format=job.prompt_format)
+        choice = self.engines.get(job.model_path)
         if choice is not None:
-            record.update(choice.recorded())
+            known.update(choice.recorded())
         if self.runner is None:
-            record.update(status="not_run", error=choice.failure)
-            return record
-        record.update({k: v for k, v in self.runner.facts.items() if k in ENGINE_FACTS})
-        loaded = self.runner.loaded
-        if loaded["event"] != "loaded":
-            record["error"] = loaded["error"]
-            return record
-        limit = task_limit(job["timeout"], self.runner.previous, job["max_tokens"])
-        reply = self.runner.request(job["request"], limit)
-        if reply.get("dead"):
+            return TaskReply(Result(**known, status=NOT_RUN, error=choice.failure))
+        known.update(self.runner.columns())
+        if isinstance(self.runner.loaded, Failed):
+            return TaskReply(Result(**known, status=FAILED, error=self.runner.loaded.error), model_failed=True)
+        limit = task_limit(job.timeout, self.runner.previous, job.request.max_tokens)
+        reply = self.runner.request(job.request, limit)
+        if isinstance(reply, Failed):
+            if reply.dead:
+                self.close()
+            return TaskReply(Result(**known, status=TIMEOUT if reply.timeout else FAILED, error=reply.error))
+        result = Result(**known, **measured_columns(reply, job))
+        self.runner.previous = result
+        return TaskReply(result)
+
+    def serve(self, channel) -> int:
+        """A worker rank's loop: run jobs from `channel` (mpi.WorkerChannel) in order until rank 0 says stop;
+        returns the exit code it sends."""
+        jobs: deque[Job] = deque()
+        try:
+            while True:
+                message = channel.receive(wait=not jobs)  # take every job already there before running one
+                if isinstance(message, Stop):
+                    return message.code
+                if message is not None:
+                    jobs.append(message)
+                    continue
+                channel.send(self.execute(jobs.popleft()))
+        except Interrupted as interrupt:
+            self.close(kill=True)  # a measuring runner's task is the one this interrupt costs
+            while (message := channel.receive(within=STOP_WAIT_S)) is not None:
+                if isinstance(message, Stop):
+                    return message.code
+            return 128 + interrupt.signum
+        finally:
             self.close()
-        if reply["event"] != "done":
-            record.update(error=reply["error"], status="timeout" if reply.get("timeout") else "failed")
-            return record
-        metrics = latency(reply["token_ns"], reply["end_ns"], reply["prompt_tokens"])
-        record.update({k: v for k, v in reply.items() if k in record or k in ("answer", "token_ns")})
-        record.update(vars(metrics), status="ok", load_s=loaded["load_s"], runner_start_s=self.runner.start_s,
-                      generated_tokens=len(reply["token_ns"]))
-        if self.runner.preflighted:
-            record["preflight_s"] = loaded["preflight_s"]
-        if "bench" in job["request"]:  # llama-bench's throughput: the test's tokens / the test's time
-            record.update(bench_throughput(job["request"]["bench"], record["e2e_s"]))
-        self.runner.previous = record
-        return record
 
     def close(self, kill: bool = False) -> None:
         if self.runner is not None:

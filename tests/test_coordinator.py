@@ -1,6 +1,5 @@
 """Rank 0's loop with an in-process transport whose workers answer as told (pure logic, no MPI)."""
 
-import math
 from collections import deque
 
 import pytest
@@ -10,8 +9,8 @@ from mpibench.coordinator import coordinate, drain
 from mpibench.deadline import FIRST_TASK_S, MIN_TASK_S, task_limit, worker_silence_limit
 from mpibench.progress import Progress
 from mpibench.scheduler import Scheduler
+from mpibench.protocol import Result, TaskReply, result_row
 from mpibench.store.journal import latest_records
-from mpibench.store.schema import empty_result
 from mpibench.tasks import expand
 
 
@@ -31,9 +30,10 @@ class Transport:
         return self.inbox.popleft() if self.inbox else None
 
 
-def ok(rank, job, **fields):
-    task = job["task"]
-    return empty_result(task_id=task.id, index=task.index, model=task.model, status="ok", rank=rank, **fields)
+def ok(rank, job, model_failed=False, **fields):
+    task = job.task
+    fields = {"status": "ok", **fields}
+    return TaskReply(Result(task_id=task.id, index=task.index, model=task.model, rank=rank, **fields), model_failed)
 
 
 class Clock:
@@ -48,7 +48,7 @@ class Clock:
 def run(tasks, workers, answer, silence=1e9):
     stored = []
     scheduler = Scheduler(tasks, workers, {"n1": (0, 1), "n2": (0, 1)})
-    outcome = coordinate(scheduler, lambda a: {"task": a.task}, Transport(answer), stored.append,
+    outcome = coordinate(scheduler, lambda a: a, Transport(answer), lambda r: stored.append(result_row(r)),
                          Progress(len(tasks)), silence, clock=Clock())
     return outcome, stored
 
@@ -64,14 +64,14 @@ def test_a_model_that_cannot_load_is_not_loaded_again():
     tasks = expand(build_config("", {"models": "bad.gguf,good.gguf"}), (1,))
 
     def answer(rank, job):
-        if job["task"].model == "bad":
-            return dict(ok(rank, job), status="failed", error="model failed to load: boom")
+        if job.task.model == "bad":
+            return ok(rank, job, model_failed=True, status="failed", error="model failed to load: boom")
         return ok(rank, job)
 
     transport_jobs = []
     outcome, stored = run(tasks, {1: "n1"}, lambda r, j: transport_jobs.append(j) or answer(r, j))
     bad = [r for r in stored if r["model"] == "bad"]
-    assert len(bad) == 5 and sum(j["task"].model == "bad" for j in transport_jobs) == 1
+    assert len(bad) == 5 and sum(j.task.model == "bad" for j in transport_jobs) == 1
     assert all(r["error"] == "not run: model failed to load: boom" for r in bad[1:])
     assert all(r["status"] == "ok" for r in stored if r["model"] == "good")
 
@@ -95,8 +95,8 @@ def test_losing_the_only_node_that_fits_fails_what_is_left():
 def test_drain_keeps_what_is_already_on_its_way():
     transport = Transport(ok)
     tasks = expand(build_config(""), (1,))
-    for task in tasks[:2]:
-        transport.send_job(1, {"task": task})
+    for assignment in Scheduler(tasks[:2], {1: "n1", 2: "n2"}, {"n1": (0,), "n2": (0,)}).assign():
+        transport.send_job(assignment.rank, assignment)
     kept = []
     assert drain(transport, kept.append, seconds=3, clock=Clock()) == 2 and len(kept) == 2
 
@@ -109,10 +109,10 @@ def test_latest_journal_record_of_a_task_wins():
 def test_time_limits():
     assert task_limit(5.0, None, 100) == 5.0
     assert task_limit(None, None, 100) == FIRST_TASK_S
-    previous = {"ttft_s": 1.0, "tpot_s": 0.5, "e2e_s": 10.0}
+    previous = Result(ttft_s=1.0, tpot_s=0.5, e2e_s=10.0)
     assert task_limit(None, previous, 100) == pytest.approx(10 * (1.0 + 50))
-    assert task_limit(None, {"ttft_s": 0.01, "tpot_s": 0.001, "e2e_s": 0.1}, 10) == MIN_TASK_S
-    assert task_limit(None, {"ttft_s": math.nan, "tpot_s": math.nan, "e2e_s": math.nan}, 10) == FIRST_TASK_S
+    assert task_limit(None, Result(ttft_s=0.01, tpot_s=0.001, e2e_s=0.1), 10) == MIN_TASK_S
+    assert task_limit(None, Result(), 10) == FIRST_TASK_S
     assert worker_silence_limit(10.0) == 30.0
 
 
@@ -120,7 +120,7 @@ class Timed:
     """Simulated time: each job's result arrives `seconds` after it was sent; sleeping advances the clock."""
 
     def __init__(self, seconds: float):
-        self.now, self.seconds, self.running, self.sleeps = 0.0, seconds, [], []
+        self.now, self.seconds, self.running, self.sleeps, self.free_at = 0.0, seconds, [], [], {}
 
     def clock(self):
         return self.now
@@ -129,8 +129,9 @@ class Timed:
         self.sleeps.append(seconds)
         self.now += seconds
 
-    def send_job(self, rank, job):
-        self.running.append((self.now + self.seconds, rank, job))
+    def send_job(self, rank, job):  # a worker runs its jobs one after another
+        self.free_at[rank] = max(self.now, self.free_at.get(rank, 0.0)) + self.seconds
+        self.running.append((self.free_at[rank], rank, job))
 
     def poll(self):
         for item in self.running:
@@ -143,7 +144,7 @@ class Timed:
 def test_rank_0_sleeps_through_a_task_it_has_seen_before_instead_of_polling():
     tasks = expand(build_config("", {"prompts": "pi", "repetitions": 3}), (1,))
     timed = Timed(seconds=2.0)
-    coordinate(Scheduler(tasks, {1: "n1"}, {"n1": (0, 1)}), lambda a: {"task": a.task}, timed, [].append,
+    coordinate(Scheduler(tasks, {1: "n1"}, {"n1": (0, 1)}), lambda a: a, timed, [].append,
                Progress(len(tasks)), 1e9, clock=timed.clock, sleep=timed.sleep)
     long_sleeps = [s for s in timed.sleeps if s > 1.0]
     assert len(long_sleeps) == 2 and all(s == pytest.approx(0.85 * 2.0, abs=0.02) for s in long_sleeps)

@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from mpibench.config import ConfigError, build_config
 from mpibench.launcher import LaunchError
 from mpibench.placement import choose_threads, describe, fit_warnings, placement
-from mpibench.sweep import RunError, prepare_run_dir
+from mpibench.store.rundir import RunDirError, create
 
 
 def facts(*ranks):
@@ -72,19 +74,19 @@ def test_nodes_are_told_apart_by_mpi_and_must_have_distinct_hostnames():
 
 def test_run_directory_is_never_overwritten_silently(tmp_path):
     config = build_config("", {"out": str(tmp_path / "run")})
-    run_dir = prepare_run_dir(config, "id", force=False)
+    run_dir = create(Path(config.out), force=False)
     (run_dir / "journal.jsonl").write_text("{}\n")
-    with pytest.raises(RunError, match="--force"):
-        prepare_run_dir(config, "id", force=False)
+    with pytest.raises(RunDirError, match="--force"):
+        create(Path(config.out), force=False)
     assert (run_dir / "journal.jsonl").exists()
-    prepare_run_dir(config, "id", force=True)
+    create(Path(config.out), force=True)
     assert not (run_dir / "journal.jsonl").exists()
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(RunError, match="not a directory"):
-        prepare_run_dir(build_config("", {"out": str(blocker)}), "id", force=False)
-    with pytest.raises(RunError, match="cannot write"):
-        prepare_run_dir(build_config("", {"out": str(blocker / "sub")}), "id", force=False)
+    with pytest.raises(RunDirError, match="not a directory"):
+        create(blocker, force=False)
+    with pytest.raises(RunDirError, match="cannot write"):
+        create(blocker / "sub", force=False)

@@ -78,7 +78,7 @@ class Generation:
     prompt_tokens: int
     token_ns: list[int]  # arrival of each generated token, ns since the request started
     end_ns: int
-    text: str
+    answer: str
     finish_reason: str  # "stop" (end-of-generation token or completion stop text) or "length" (max_tokens)
     llama_prompt_ms: float
     llama_eval_ms: float

@@ -1,8 +1,9 @@
 """`mpibench score` and `mpibench determinism`: read a results file, score it, store the scores, report.
 
 Rubric and human scoring run in one process. Judging is a sweep of the judge model over judge prompts, run
-by the sweep machinery on every rank (launch it with mpirun like `mpibench run`) into a judge-<model>/
-folder of the run directory; rank 0 then parses the ratings and stores them like any other scorer's.
+run through run.py like any sweep on every rank (launch it with mpirun like `mpibench run`) into a
+judge-<model>/ folder of the run directory; rank 0 then parses the ratings and stores them like any other
+scorer's.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import math
 import re
 import sys
-import time
-import traceback
 from pathlib import Path
 
 from mpibench.prompts.rubric import RubricError
+from mpibench.metadata import timestamp
 from mpibench.scoring import ScoringError
 from mpibench.scoring.answers import DistinctAnswer, distinct_answers
 from mpibench.store.hdf5 import Results, ResultsFileError, read_results
@@ -51,10 +51,6 @@ def check_options(args) -> None:
                 raise ScoringError(f"{_flag(option)} goes with {_flag(needs)}")
         if args.grader is not None and not re.fullmatch(r"[\w.-]+", args.grader):
             raise ScoringError("--grader must be a plain name (letters, digits, '.', '_' or '-')")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _answers(results: Results, path: str) -> list[DistinctAnswer]:
@@ -116,7 +112,7 @@ def _rubric(args, results: Results) -> ScoreBatch:
             scores += [Score(t, answer_sha(answer.answer), float(result.score), result.rationale) for t in answer.task_ids]
     details = {"rubrics": {pid: {"source": r.source, "criteria": [vars(c) for c in r.criteria]}
                            for pid, r in sorted(rubrics.items())}, "unscored_prompts": missing}
-    return ScoreBatch("rubric", f"{RUBRIC_VERSION} {rubric_fingerprint(rubrics)}", _now(), details, tuple(scores))
+    return ScoreBatch("rubric", f"{RUBRIC_VERSION} {rubric_fingerprint(rubrics)}", timestamp(), details, tuple(scores))
 
 
 def _human(args, results: Results) -> ScoreBatch | None:
@@ -134,55 +130,50 @@ def _human(args, results: Results) -> ScoreBatch | None:
     scorer = "human" + (f":{args.grader}" if args.grader else "")
     sha = file_sha(args.import_csv)
     details = {"csv": str(Path(args.import_csv).resolve()), "sha256_12": sha, "answers": len(grades)}
-    return ScoreBatch(scorer, f"csv {sha}", _now(), details, tuple(human_scores(answers, grades)))
+    return ScoreBatch(scorer, f"csv {sha}", timestamp(), details, tuple(human_scores(answers, grades)))
 
 
 def _judge(args) -> int:
-    """Every rank: the judge sweep; rank 0 then stores the parsed ratings."""
-    from mpibench import mpi, sweep
+    """Every rank: the judge sweep, through run.py like any sweep; rank 0 then stores the parsed ratings."""
+    from mpibench import run
     from mpibench.config import ConfigError, SweepConfig, model_from_entry
     from mpibench.scoring.judge import JUDGE_TEMPLATE, JUDGE_VERSION, judge_prompts, judge_scores
+    from mpibench.store.rundir import RESULTS_FILE, judge_dir
 
     options = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in JUDGE_DEFAULTS.items()}
-    state: dict = {}
+
+    def judged_answers() -> tuple[Results, list[DistinctAnswer]]:
+        results = read_results(args.results)
+        return results, _answers(results, args.results)
 
     def load():  # rank 0, before any task: every problem here stops all ranks with exit code 2
         try:
-            results = read_results(args.results)
-            answers = _answers(results, args.results)
+            results, answers = judged_answers()
         except (ResultsFileError, ScoringError) as error:
             raise ConfigError(str(error)) from None
         spec = model_from_entry(args.judge_model)
-        out = Path(args.results).parent / ("judge-" + re.sub(r"[^\w.-]+", "-", spec.name))
         questions = {p["id"]: p["text"] for p in results.prompts}
         config = SweepConfig(models=(spec,), prompts=judge_prompts(answers, questions),
                              threads=(options["judge_threads"],), max_tokens=options["judge_max_tokens"],
-                             n_ctx=options["judge_ctx"], out=str(out), plots=False)
-        state.update(results=results, answers=answers, spec=spec, out=out)
+                             n_ctx=options["judge_ctx"], out=str(judge_dir(args.results, spec.name)), plots=False)
         return config, ""
 
-    try:
-        code = sweep.run(load, True, False)
-    except BaseException as error:
-        comm = mpi.comm_world()
-        if comm.size > 1:  # never leave the other ranks waiting forever
-            if not isinstance(error, (KeyboardInterrupt, SystemExit)):
-                traceback.print_exc()
-            mpi.abort(comm, 1)
-        raise
-    if not state or code == 2:  # a worker rank, or rank 0 after a reported error
-        return code
-    judged = read_results(state["out"] / "results.h5")
-    model = judged.models[0]
-    scores = judge_scores(state["answers"], {r["prompt_id"]: r for r in judged.results})
-    details = {"model": model, "prompt_version": JUDGE_VERSION, "prompt_template": JUDGE_TEMPLATE,
-               "max_tokens": options["judge_max_tokens"], "threads": options["judge_threads"],
-               "n_ctx": options["judge_ctx"], "judge_run": state["out"].name, "judge_run_id": judged.attrs["run_id"],
-               "world_size": judged.attrs["world_size"]}
-    version = f"{JUDGE_VERSION} {model['name']} {model['quantization']} {model['size_bytes']} bytes"
-    batch = ScoreBatch(f"judge:{state['spec'].name}", version, _now(), details, tuple(scores))
-    _store(args.results, state["results"], batch, not args.no_plots)
-    return code  # 1 when some judge tasks failed (their scores are NaN with the reason)
+    def finish(run_dir: Path, code: int) -> int:  # rank 0, after the judge sweep
+        results, answers = judged_answers()
+        judged = read_results(run_dir / RESULTS_FILE)
+        model = judged.models[0]
+        scores = judge_scores(answers, {r["prompt_id"]: r for r in judged.results})
+        details = {"model": model, "prompt_version": JUDGE_VERSION, "prompt_template": JUDGE_TEMPLATE,
+                   "max_tokens": options["judge_max_tokens"], "threads": options["judge_threads"],
+                   "n_ctx": options["judge_ctx"], "judge_run": run_dir.name, "judge_run_id": judged.attrs["run_id"],
+                   "world_size": judged.attrs["world_size"]}
+        version = f"{JUDGE_VERSION} {model['name']} {model['quantization']} {model['size_bytes']} bytes"
+        name = model_from_entry(args.judge_model).name
+        batch = ScoreBatch(f"judge:{name}", version, timestamp(), details, tuple(scores))
+        _store(args.results, results, batch, not args.no_plots)
+        return code  # 1 when some judge tasks failed (their scores are NaN with the reason)
+
+    return run.sweep(load, run.Options(force=True, draw_plots=False), finish)
 
 
 def score_command(args) -> int:

@@ -12,14 +12,13 @@ import numpy as np
 
 from mpibench.simd import annotate_hosts
 from mpibench.store.schema import (
-    HOST_COLUMNS, HOST_DEFINITIONS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFINITIONS,
-    SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
+    HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
+    RESULT_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
 
 _STR = h5py.string_dtype()
 _DTYPES = {"str": _STR, "int": np.int64, "float": np.float64}
-_DEFAULTS = {"str": "", "int": 0, "float": float("nan")}  # for columns a row or an early schema-2 file lacks
 
 
 class ResultsFileError(ValueError):
@@ -32,7 +31,7 @@ def _text(value: str) -> str:
 
 
 def _cell(row: dict, column: str, kind: str):
-    value = row.get(column, _DEFAULTS[kind])  # e.g. host facts in the run.json of an earlier mpibench
+    value = row.get(column, KIND_DEFAULTS[kind])  # e.g. host facts in the run.json of an earlier mpibench
     return _text(value) if kind == "str" else value
 
 
@@ -45,7 +44,7 @@ def _table(group: h5py.Group, name: str, columns, rows: list[dict]) -> None:
 def _rows(dataset: h5py.Dataset, columns=(), **defaults) -> list[dict]:
     """The table's rows as dicts; `columns` the file lacks get `defaults` or the empty value of their kind."""
     names = dataset.dtype.names
-    missing = {c: defaults.get(c, _DEFAULTS[k]) for c, k in columns if c not in names}
+    missing = {c: defaults.get(c, KIND_DEFAULTS[k]) for c, k in columns if c not in names}
     return [
         {**{n: (v.decode("utf-8") if isinstance(v, bytes) else v.item()) for n, v in zip(names, row)}, **missing}
         for row in dataset[()]
@@ -74,12 +73,14 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         for key in ("wall_s", "coordinator_cpu_s"):  # rank 0's coordinating time and CPU time (this launch)
             f.attrs[key] = float(header.get(key, float("nan")))
         f.attrs["resumes_json"] = json.dumps(header.get("resumes", []))
+        f.attrs["launches_json"] = json.dumps(header.get("launches", []), sort_keys=True)
         f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
         f.attrs["launch_json"] = json.dumps(header.get("launch", {}), sort_keys=True)
         _table(f, "hosts", HOST_COLUMNS, annotate_hosts(header["hosts"], records))
         for column, definition in HOST_DEFINITIONS.items():
             f["hosts"].attrs[column] = definition
-        _table(f, "workers", WORKER_COLUMNS, header["workers"])
+        workers = [w for launch in header.get("launches") or [header] for w in launch["workers"]]
+        _table(f, "workers", WORKER_COLUMNS, workers)  # every launch's ranks
         _table(f, "models", MODEL_COLUMNS, _with_llama_description(header["models"], records))
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
         _table(f, "results", RESULT_COLUMNS, records)
@@ -128,7 +129,7 @@ def read_results(path: str | Path) -> Results:
         if missing:
             raise ResultsFileError(f"{path}: not a complete results file (no {', '.join(missing)})")
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        results = _rows(f["results"], RESULT_COLUMNS, kind="query")
+        results = _rows(f["results"], RESULT_COLUMNS, **RESULT_DEFAULTS)
         answers = f["answers"].asstr()[()]
         for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
             row["answer"] = answer

@@ -11,11 +11,21 @@ from pathlib import Path
 class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._handle = self.path.open("a+b")
+        self._drop_torn_tail()
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a torn last line (a crash mid-write, already ignored by readers), so appends start a line."""
+        size = self._handle.seek(0, os.SEEK_END)
+        if size:
+            self._handle.seek(max(0, size - (1 << 20)))
+            tail = self._handle.read()
+            if not tail.endswith(b"\n"):
+                self._handle.truncate(size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0)
 
     def append(self, record: dict) -> None:
         """Write one record and make it durable before returning."""
-        self._handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self._handle.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
         self._handle.flush()
         os.fsync(self._handle.fileno())
 

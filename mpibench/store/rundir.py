@@ -1,20 +1,63 @@
-"""A run directory: run.json (the run's header), journal.jsonl (the source of truth) and results.h5 (made
-from the two, and made again by `mpibench rebuild`)."""
+"""A run directory and every file in it: run.json (the run's header), journal.jsonl (the source of truth),
+results.h5 (a snapshot made from the two: at the end of a run, on interrupt and by `mpibench rebuild`),
+scores.jsonl, plots/, the report, and judge-<model>/ runs. Only this module creates or deletes them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 from mpibench.store.hdf5 import write_results
-from mpibench.store.journal import latest_records, read_journal
+from mpibench.store.journal import Journal, latest_records, read_journal
+from mpibench.store.scores import SCORES_FILE
 
-RESULTS_FILE, JOURNAL_FILE, HEADER_FILE = "results.h5", "journal.jsonl", "run.json"
+RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, PLOTS_DIR = "results.h5", "journal.jsonl", "run.json", "plots"
+RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, PLOTS_DIR, SCORES_FILE, "report.html", "report.md")
+JUDGE_PREFIX = "judge-"  # what --force replaces: RUN_FILES and judge-*/
 
 
 class RunDirError(ValueError):
     """A directory that is not a usable run directory; the message says why."""
+
+
+def create(run_dir: Path, force: bool) -> Path:
+    """A writable run directory for a new run; one that holds a run is replaced only with `force`."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"output {run_dir} exists and is not a directory")
+    existing = [p for p in run_dir.glob("*") if p.name in RUN_FILES or p.name.startswith(JUDGE_PREFIX)] \
+        if run_dir.is_dir() else []
+    if existing and not force:
+        raise RunDirError(f"output {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                          "choose another --out, or pass --force to replace it")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for path in existing:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise RunDirError(f"cannot write to output directory {run_dir}: {error.strerror}") from None
+    return run_dir
+
+
+def judge_dir(results: str | Path, model_name: str) -> Path:
+    """Where the judge run of `model_name` over a run's results file goes."""
+    return Path(results).parent / (JUDGE_PREFIX + re.sub(r"[^\w.-]+", "-", model_name))
+
+
+def open_journal(run_dir: Path) -> Journal:
+    return Journal(run_dir / JOURNAL_FILE)
+
+
+def snapshot(run_dir: Path, header: dict) -> list[dict]:
+    """Write results.h5 from the header and the journal; returns the records it holds (one a task)."""
+    records = read_run(run_dir)[1]
+    write_results(run_dir / RESULTS_FILE, header, records)
+    return records
 
 
 def write_header(run_dir: Path, header: dict) -> None:

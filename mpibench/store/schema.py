@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+SCHEMA_VERSION = 4  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
 # thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
 # runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
-# status "not_run" (readers default what an early file lacks)
+# status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
+# root attribute launches_json (every launch of a resumed run, with its hosts and software)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -22,6 +23,7 @@ RESULT_COLUMNS = (
     ("system_info", "str"), ("engine_library", "str"), ("engine_library_sha256", "str"), ("engine_compiler", "str"),
     ("engine_fix", "str"), ("engine_variant", "str"), ("engine_extra_bufts", "int"),
     ("engine_weight_buffers", "str"), ("preflight", "str"), ("engine_fallback", "int"), ("preflight_s", "float"),
+    ("model_desc", "str"), ("model_bytes", "int"),
 )
 
 RESULT_DEFINITIONS = {
@@ -57,6 +59,8 @@ RESULT_DEFINITIONS = {
                              "CPU_REPACK, AMX, ...)",
     "preflight": "the engine preflight's attempts on this worker, each with its outcome or fatal signal",
     "engine_fallback": "1 when the first engine configuration died in preflight and a fallback ran",
+    "model_desc": "llama.cpp's description of the model, as the task's runner loaded it",
+    "model_bytes": "llama.cpp's size of the model's tensors in bytes, as the task's runner loaded it",
     "preflight_s": "seconds of the preflight (a 32-token batch, then 4 single tokens), on the tasks of the "
                    "runner that ran it",
 }
@@ -104,11 +108,12 @@ SCORE_DEFINITIONS = {
 }
 
 
+KIND_DEFAULTS = {"str": "", "int": 0, "float": float("nan")}
+# Every result column's default: the empty value of its kind, except kind "query" (which rows from before
+# the kind column were). The one place a default is decided; readers and protocol.Result take it from here.
+RESULT_DEFAULTS = {name: KIND_DEFAULTS[kind] for name, kind in RESULT_COLUMNS} | {"kind": "query"}
+
+
 def empty_result(**known) -> dict:
-    """A result row with every column present: NaN floats, zero ints, empty strings (kind "query", which
-    journals from before the kind column hold), then `known`."""
-    defaults = {"str": "", "int": 0, "float": float("nan")}
-    row = {name: defaults[kind] for name, kind in RESULT_COLUMNS}
-    row["kind"] = "query"
-    row.update(known)
-    return row
+    """A result row with every column present, defaulted, then `known`."""
+    return {**RESULT_DEFAULTS, **known}

@@ -9,6 +9,9 @@ cores, 128 tokens) under `mpiexec -n 3`, then reads its results file:
   model) apart. Target: under 3 %. Printed too: the share with only the model loads subtracted, i.e.
   counting the runner processes' start as harness.
 - rank 0's CPU share = rank 0's CPU seconds / wall time. Target: under 2 %.
+- the per-task gap: on one node, from one task's end to the next task's start (the next task's start
+  minus the previous task's start and end-to-end time), median and 90th percentile, over a second sweep
+  of 200 two-token tasks (40 repetitions of the five queries at 1 thread). Target: median at most 2 ms.
 
 Usage: python tests/benchmarks/overhead.py [extra `mpibench run` arguments, e.g. --repetitions 3]
 """
@@ -46,19 +49,42 @@ def shares(path: Path) -> dict:
     }
 
 
+def task_gaps(path: Path) -> list[float]:
+    """Seconds from each task's end to the next task's start on the same node (warmups included)."""
+    from mpibench.store.hdf5 import read_results
+
+    by_host: dict[str, list[dict]] = {}
+    for row in read_results(path).results:
+        if row["status"] == "ok":
+            by_host.setdefault(row["hostname"], []).append(row)
+    gaps = []
+    for rows in by_host.values():
+        rows.sort(key=lambda r: r["started_unix"])
+        gaps += [b["started_unix"] - (a["started_unix"] + a["e2e_s"]) for a, b in zip(rows, rows[1:])]
+    return gaps
+
+
+def sweep(out: str, *arguments: str) -> None:
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    subprocess.run([str(BIN / "mpiexec"), "-n", "3", str(BIN / "mpibench"), "run", "--out", out, "--no-plots",
+                    *arguments], check=True, env=env)
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        subprocess.run([str(BIN / "mpiexec"), "-n", "3", str(BIN / "mpibench"), "run", "--out", f"{tmp}/run",
-                        "--no-plots", *sys.argv[1:]], check=True, env=env)
+        sweep(f"{tmp}/run", *sys.argv[1:])
         figures = shares(Path(tmp) / "run" / "results.h5")
+        sweep(f"{tmp}/gaps", "--threads", "1", "--max-tokens", "2", "--repetitions", "40")
+        gaps = sorted(task_gaps(Path(tmp) / "gaps" / "results.h5"))
     print(f"{figures['tasks']} tasks in {figures['wall_s']:.1f} s: inference {figures['inference_s']:.2f} s, "
           f"runner starts {figures['starts_s']:.2f} s (of which model loads {figures['loads_s']:.2f} s), "
           f"engine preflights {figures['preflights_s']:.2f} s ({100 * figures['preflight_share']:.2f} %)")
     print(f"harness share {100 * figures['harness_share']:.2f} % (target < 3 %); counting runner starts "
           f"beyond the model load as harness: {100 * figures['harness_share_with_starts']:.2f} %")
     print(f"rank 0 CPU share {100 * figures['rank0_cpu_share']:.2f} % (target < 2 %)")
+    print(f"per-task gap over {len(gaps)} consecutive two-token tasks: median {1e3 * gaps[len(gaps) // 2]:.2f} ms, "
+          f"p90 {1e3 * gaps[int(0.9 * len(gaps))]:.2f} ms (target: median <= 2 ms)")
     return 0
 
 

@@ -1,0 +1,288 @@
+"""The one entry of every MPI job (run, bench, the judge): world check, signals, rank split, abort guard.
+
+Workers never parse the configuration: rank 0 validates everything (config, model files, thread counts
+against the cores each node offers, the output directory) before any task starts, and on error tells
+the workers to stop with the same exit code. SIGINT and SIGTERM (Slurm's time limit) stop every rank
+cleanly: workers kill their runner, rank 0 keeps the results already on their way, writes everything and
+leaves a run directory that `mpibench run --resume DIR` continues. An exception on any rank aborts every
+rank with one line instead of leaving them waiting.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from mpibench import __version__, launcher, mpi
+from mpibench.affinity import format_cpu_list
+from mpibench.config import ConfigError, SweepConfig, bench_test_sizes, bench_tests, config_from_json, \
+    differing_keys, warmup_runs
+from mpibench.coordinator import coordinate, drain
+from mpibench.deadline import worker_silence_limit
+from mpibench.launcher import LaunchError
+from mpibench.metadata import rank_facts, software_versions, timestamp
+from mpibench.models import ModelError, ModelInfo, inspect_model
+from mpibench.placement import choose_threads, describe, fit_warnings, placement
+from mpibench.progress import Progress
+from mpibench.protocol import OK, Job, Request, result_row
+from mpibench.scheduler import Assignment, Scheduler
+from mpibench.signals import Interrupted, raise_on_interrupt
+from mpibench.store import rundir
+from mpibench.tasks import Task, expand
+from mpibench.worker import Worker
+
+DRAIN_S = 2.0  # after an interrupt, how long rank 0 keeps results already on their way
+LAUNCH_CHECKED = ("mpi_library_version", "software")  # a resuming launch that differs here is warned about
+
+
+def say(line: str) -> None:
+    print(f"mpibench: {line}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How rank 0 runs a sweep, beside its configuration."""
+
+    force: bool = False
+    draw_plots: bool = True
+    report: bool = True
+    resume: str | None = None
+    retry_failed: bool = False
+
+
+def guarded(job: Callable[[], int]) -> int:
+    """Run an MPI job on this rank; an exception aborts every rank with one line instead of leaving them waiting."""
+    try:
+        return job()
+    except BaseException as error:
+        comm = mpi.comm_world()
+        if comm.size > 1:  # never leave the other ranks waiting forever
+            if not isinstance(error, (KeyboardInterrupt, SystemExit)):
+                traceback.print_exc()
+            print(f"mpibench: rank {comm.rank} failed; aborting the MPI job", file=sys.stderr)
+            mpi.abort(comm, 1)
+        raise
+
+
+def sweep(load_config: Callable[[], tuple[SweepConfig | None, str]], options: Options,
+          finish: Callable[[Path, int], int] | None = None) -> int:
+    """Every rank of a sweep job. Rank 0 gets (config or None, its TOML text) from `load_config`, runs the
+    sweep and then `finish(run_dir, exit code)` when given; the other ranks serve it."""
+    return guarded(lambda: _split(lambda comm, facts: _coordinate_sweep(comm, facts, load_config, options, finish)))
+
+
+def _split(rank0: Callable) -> int:
+    try:
+        comm = mpi.comm_world()
+        launcher.check_world_size(comm.size)
+    except LaunchError as error:
+        say(f"error: {error}")
+        return 2
+    raise_on_interrupt()
+    facts = mpi.gather(comm, dict(rank_facts(), node=mpi.node_leader(comm)))
+    if comm.rank != 0:
+        return Worker(comm.rank).serve(mpi.WorkerChannel(comm))
+    try:
+        return rank0(comm, facts)
+    except (ConfigError, LaunchError, ModelError, rundir.RunDirError) as error:
+        say(f"error: {error}")
+        transport = mpi.MpiTransport(comm)
+        for rank in range(1, comm.size):
+            transport.stop(rank, 2)
+        return 2
+
+
+def _coordinate_sweep(comm, facts, load_config, options: Options, finish) -> int:
+    config, config_toml = load_config()
+    plan = Plan.make(comm.size, facts, config, config_toml, options)
+    return coordinate_run(comm, plan, options, finish)
+
+
+def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
+    """Rank 0: run every task of the plan not yet done; results.h5 is written at the end, also when interrupted."""
+    local_worker = Worker(0) if comm.size == 1 else None
+    transport = mpi.LocalTransport(local_worker.execute) if local_worker else mpi.MpiTransport(comm)
+    journal, header = rundir.open_journal(plan.run_dir), plan.header
+    wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    outcome, stop_code = None, 0
+    try:
+        if plan.tasks:
+            scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
+            outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
+                                 Progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
+        header["status"] = "complete"
+    except Interrupted as interrupt:
+        stop_code = 128 + interrupt.signum
+        kept = drain(transport, lambda r: journal.append(result_row(r)), DRAIN_S) if not local_worker else 0
+        say(f"{interrupt}: stopping; kept {kept} results in flight. Continue with: {plan.resume_command}")
+    finally:
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        header.update(finished=timestamp(), wall_s=time.monotonic() - wall,
+                      coordinator_cpu_s=used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
+                      status=header["status"] if header["status"] == "complete" else "interrupted")
+        journal.close()
+        rundir.write_header(plan.run_dir, header)
+        records = rundir.snapshot(plan.run_dir, header)
+        if local_worker:
+            local_worker.close(kill=header["status"] != "complete")
+    lost = outcome.lost_ranks if outcome else []
+    for rank in plan.place.worker_nodes:
+        if rank != 0 and rank not in lost:
+            transport.stop(rank, stop_code)
+    failed = plan.conclude(records, options, stop_code)
+    if lost:
+        say(f"error: worker ranks {', '.join(map(str, lost))} stopped answering; their tasks in flight are recorded "
+            f"as failed. Retry them with: {plan.resume_command} --retry-failed")
+        mpi.abort(comm, 1)  # a silent rank cannot take part in a clean MPI shutdown
+    code = stop_code or (1 if failed else 0)
+    return finish(plan.run_dir, code) if finish and not stop_code else code
+
+
+@dataclass
+class Plan:
+    """What rank 0 runs: the validated configuration, placement, tasks still to do and the run's header."""
+
+    config: SweepConfig
+    place: object
+    models: dict[str, ModelInfo]
+    tasks: list[Task]
+    run_dir: Path
+    header: dict
+    skipped: int
+
+    @classmethod
+    def make(cls, world_size: int, facts: list[dict], config: SweepConfig | None, config_toml: str,
+             options: Options) -> Plan:
+        place = placement(facts)
+        old_header, previous = rundir.read_run(options.resume) if options.resume else (None, [])
+        if old_header:
+            config = resumed_config(Path(options.resume), old_header, config)
+            threads = tuple(old_header["threads"])
+            choose_threads(replace(config, threads=threads), place)  # the counts must fit this launch too
+        else:
+            threads = choose_threads(config, place)
+        for line in describe(place):
+            say(line)
+        for line in fit_warnings(threads, place):
+            say(f"warning: {line}")
+        models = {m.name: inspect_model(m) for m in config.models}
+        all_tasks = expand(config, threads)
+        this_launch = launch_facts(world_size, facts, place)
+        if old_header:
+            run_dir, header = Path(options.resume), resumed_header(old_header, this_launch, len(all_tasks))
+            done = {r["task_id"] for r in previous if r["status"] == OK or not options.retry_failed}
+        else:
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
+            run_dir, done = rundir.create(Path(config.out or f"results/{run_id}"), options.force), set()
+            header = new_header(run_id, config, config_toml, threads, len(all_tasks), models, this_launch)
+        rundir.write_header(run_dir, header)
+        plan = cls(config, place, models, [t for t in all_tasks if t.id not in done], run_dir, header,
+                   len(all_tasks) - len([t for t in all_tasks if t.id not in done]))
+        plan.announce(world_size, threads)
+        return plan
+
+    @property
+    def resume_command(self) -> str:
+        command = "mpibench bench" if self.config.kind == "bench" else "mpibench run"
+        return f"{command} --resume {self.run_dir}"
+
+    def announce(self, world_size: int, threads) -> None:
+        config = self.config
+        skipped = f", {self.skipped} already done" if self.skipped else ""
+        items = f"tests {','.join(bench_tests(config))}" if config.kind == "bench" else f"{len(config.prompts)} prompts"
+        warmups = f" + {warmup_runs(config)} warmups" if warmup_runs(config) else ""
+        say(f"run {self.header['run_id']}: {len(self.tasks)} tasks{skipped} ({len(self.models)} models x {items} x "
+            f"threads {','.join(map(str, threads))} x {config.repetitions} reps{warmups}) on {world_size} ranks "
+            f"-> {self.run_dir}")
+
+    def job(self, assignment: Assignment) -> Job:
+        task, model = assignment.task, self.models[assignment.task.model]
+        return Job(task, assignment.cores, model.path, model.prompt_format, task_request(self.config, task),
+                   self.config.n_ctx, self.config.seed, self.config.timeout)
+
+    def conclude(self, records: list[dict], options: Options, stop_code: int) -> int:
+        """Say how the run went, draw the report (or plots) when asked; returns the tasks not ok."""
+        failed = sum(r["status"] != OK for r in records)
+        header = self.header
+        say(f"{len(records) - failed} tasks ok, {failed} failed or not run; rank 0 used "
+            f"{header['coordinator_cpu_s']:.2f} s CPU in {header['wall_s']:.1f} s wall "
+            f"({100 * header['coordinator_cpu_s'] / max(header['wall_s'], 1e-9):.1f} %)")
+        results = self.run_dir / rundir.RESULTS_FILE
+        if options.draw_plots and self.config.plots and not stop_code and len(records) > failed:
+            if options.report:  # the report draws the plots it shows
+                from analysis.report import write_report
+
+                for path in write_report(results):
+                    say(f"report {path}")
+            else:
+                from analysis.plots import draw_all
+
+                for path in draw_all(results, self.run_dir / rundir.PLOTS_DIR):
+                    say(f"plot {path}")
+        say(f"results in {results}")
+        return failed
+
+
+def task_request(config: SweepConfig, task: Task) -> Request:
+    """What the runner is asked to do for a task."""
+    if task.kind == "bench":
+        n_prompt, n_gen = bench_test_sizes(task.prompt_id)
+        return Request("bench", max_tokens=n_prompt + n_gen, n_prompt=n_prompt, n_gen=n_gen)
+    prompt = next(p.text for p in config.prompts if p.id == task.prompt_id)
+    return Request("query", prompt, config.max_tokens)
+
+
+def resumed_config(run_dir: Path, header: dict, given: SweepConfig | None) -> SweepConfig:
+    """The run's own configuration; one given again must measure the same (its output may differ)."""
+    stored = config_from_json(header["config_json"])
+    if given is None:
+        return replace(stored, out=str(run_dir))
+    if given.hash() != header["config_hash"]:
+        keys = ", ".join(differing_keys(stored, given))
+        raise rundir.RunDirError(f"{run_dir} was run with a different configuration ({keys} differ); resume with "
+                                 f"the same configuration, or with none to use the run's own")
+    return replace(given, out=str(run_dir))
+
+
+def launch_facts(world_size: int, facts: list[dict], place) -> dict:
+    """This launch: when, its MPI, software, launcher, hosts and worker ranks."""
+    return {
+        "started": timestamp(), "world_size": world_size, "mpi_library_version": mpi.library_version(),
+        "software": software_versions(), "launch": launcher.launch_environment(),
+        "hosts": [dict(f["host"], cpus=format_cpu_list(place.node_cores[f["hostname"]]))
+                  for f in {f["hostname"]: f for f in facts}.values()],
+        "workers": [{"rank": i, "hostname": f["hostname"], "pid": f["pid"], "cpus": format_cpu_list(f["cpus"])}
+                    for i, f in enumerate(facts)],
+    }
+
+
+def new_header(run_id: str, config: SweepConfig, config_toml: str, threads, n_tasks: int,
+               models: dict[str, ModelInfo], launch: dict) -> dict:
+    """run.json of a new run: its identity and configuration, and its first launch's facts at the top."""
+    return dict(
+        launch, run_id=run_id, mpibench_version=__version__, config_hash=config.hash(),
+        config_json=config.canonical_json(), config_toml=config_toml, threads=list(threads), total_tasks=n_tasks,
+        status="running", models=[asdict(m) for m in models.values()], launches=[launch],
+        prompts=[{"id": p.id, "category": p.category, "text": p.text} for p in config.prompts],
+    )
+
+
+def resumed_header(header: dict, launch: dict, n_tasks: int) -> dict:
+    """run.json of a resumed run: the first launch's facts stay, this launch is added to `launches` and the
+    hosts it brings join the run's; a launch whose MPI or software differ is warned about."""
+    first = {k: header.get(k) for k in ("started", "world_size", "mpi_library_version", "software", "launch",
+                                          "hosts", "workers")}
+    launches = header.get("launches") or [first]
+    for key in LAUNCH_CHECKED:
+        if launch[key] != first[key]:
+            say(f"warning: this launch's {key.replace('_', ' ')} differs from the run's first launch "
+                f"({first[key]!r} then, {launch[key]!r} now): the run's cells mix them")
+    known = {h["hostname"] for h in first["hosts"]}
+    return dict(header, total_tasks=n_tasks, status="running", launches=launches + [launch],
+                hosts=first["hosts"] + [h for h in launch["hosts"] if h["hostname"] not in known],
+                resumes=header.get("resumes", []) + [launch["started"]])
