@@ -102,3 +102,35 @@ def test_tasks_that_fit_no_node_are_refused():
     assert {t.threads for t in unplaceable(tasks, {"n": (0, 1)})} == {8}
     with pytest.raises(ValueError, match="more cores"):
         Scheduler(tasks, {1: "n"}, {"n": (0, 1)})
+
+
+def test_a_warm_worker_gets_its_groups_next_task_ahead_and_runs_it_next():
+    tasks = expand(build_config("", {"prompts": "pi,weather,story"}), (1,))
+    scheduler = Scheduler(tasks, {1: "n1", 2: "n1"}, {"n1": (0, 1)})
+    (first,) = scheduler.assign()
+    assert scheduler.assign() == []  # nothing ahead until the runner has served its group once
+    scheduler.complete(first.rank)
+    second, ahead = scheduler.assign()
+    assert (second.rank, ahead.rank) == (first.rank, first.rank) and ahead.task == tasks[2]
+    assert scheduler.running[first.rank] is second and scheduler.queued[first.rank] is ahead
+    scheduler.complete(first.rank)
+    assert scheduler.running[first.rank] is ahead and scheduler.assign() == []
+    scheduler.complete(first.rank, ok=False)
+    assert scheduler.done
+
+
+def test_queued_tasks_are_withdrawn_with_their_model_and_rejoin_pending_when_their_worker_is_lost():
+    tasks = expand(build_config("", {"prompts": "pi,weather,story,integral"}), (1,))
+    scheduler = Scheduler(tasks, {1: "n1", 2: "n2"}, {"n1": (0,), "n2": (0,)})
+    scheduler.assign()
+    rank = next(iter(scheduler.running))
+    scheduler.complete(rank)
+    ahead = [a for a in scheduler.assign() if scheduler.queued.get(a.rank) is a]
+    assert ahead and scheduler.lose_worker(ahead[0].rank)[0] is not None
+    assert ahead[0].task in scheduler.pending
+    scheduler = Scheduler(tasks, {1: "n1"}, {"n1": (0,)})
+    scheduler.assign()
+    scheduler.complete(1)
+    scheduler.assign()
+    assert sorted(t.id for t in scheduler.drop_model(tasks[0].model)) == sorted(t.id for t in tasks[2:])
+    assert not scheduler.queued and len(scheduler.running) == 1

@@ -151,7 +151,7 @@ class LlamaEngine:
             if not self.context:
                 raise ValueError(f"llama.cpp could not create a context of {n_ctx} tokens")
             self.context_size = n_ctx
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.context), True)  # empty KV cache
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.context), False)  # empty KV cache (cells; as llama-bench)
         llama_cpp.llama_perf_context_reset(self.context)
         return self.context
 
