@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import MODEL, header as base_header
 from mpibench.prompts import study_prompts
 from mpibench.store.hdf5 import write_results
 from mpibench.store.schema import empty_result
@@ -13,19 +14,11 @@ MODELS = {"small": 135_000_000, "big": 270_000_000}
 
 
 def header(total: int, config_toml: str = "", prompts=None) -> dict:
+    """helpers.header for the study's prompts (or `prompts`) answered by MODELS."""
     prompts = prompts or [{"id": p.id, "category": p.category, "text": p.text} for p in study_prompts()]
-    return {
-        "run_id": "test-run", "mpibench_version": "0", "config_hash": "h", "config_json": "{}",
-        "config_toml": config_toml, "mpi_library_version": "MPI", "world_size": 2, "total_tasks": total,
-        "started": "t", "status": "complete",
-        "hosts": [{"hostname": "h", "cpu_model": "cpu", "logical_cpus": 2, "physical_cores": 2,
-                   "memory_bytes": 1, "kernel": "k", "governor": "g", "smt": "off", "cpus": "0-1"}],
-        "workers": [{"rank": 0, "hostname": "h", "pid": 1, "cpus": "0"}],
-        "models": [{"name": name, "path": f"/{name}.gguf", "size_bytes": params // 2, "mtime": 0.0,
-                    "architecture": "llama", "quantization": "Q4_1", "parameters": params, "context_length": 8,
-                    "has_chat_template": 1, "prompt_format": "chat"} for name, params in MODELS.items()],
-        "prompts": prompts,
-    }
+    models = [dict(MODEL, name=name, path=f"/{name}.gguf", size_bytes=params // 2, parameters=params)
+              for name, params in MODELS.items()]
+    return base_header(total, run_id="test-run", config_toml=config_toml, world_size=2, models=models, prompts=prompts)
 
 
 def make_run(run_dir: Path, answers: list[tuple[str, str, int, str]], config_toml: str = "", prompts=None,

@@ -1,15 +1,13 @@
 """The bench kind: llama-bench's pp/tg tests, configured like llama-bench and run for real under mpiexec."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 
+from helpers import mpibench
 from mpibench.config import ConfigError, bench_tests, build_config, warmup_runs
 from mpibench.store.hdf5 import read_results
 from mpibench.tasks import expand
-from test_integration import mpiexec
 
 
 def test_bench_config_gives_llama_bench_tests_and_a_warmup():
@@ -42,9 +40,8 @@ def test_bad_bench_settings_are_explained(overrides, message):
 @pytest.mark.integration
 def test_bench_runs_pp_and_tg_under_mpiexec(tmp_path):
     out = tmp_path / "run"
-    command = [mpiexec(), "-n", "2", sys.executable, "-m", "mpibench", "bench", "-m", "smollm2-135m",
-               "-p", "32", "-n", "8", "-r", "2", "-t", "1,2", "-o", str(out), "--no-plots"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    proc = mpibench(2, "bench", "-m", "smollm2-135m", "-p", "32", "-n", "8", "-r", "2", "-t", "1,2", "-o", str(out),
+                    "--no-plots")
     assert proc.returncode == 0, proc.stderr
     rows = read_results(out / "results.h5").results
     assert len(rows) == 2 * 2 * 3 and all(r["status"] == "ok" and r["kind"] == "bench" for r in rows)
@@ -60,7 +57,6 @@ def test_bench_runs_pp_and_tg_under_mpiexec(tmp_path):
     (model,) = read_results(out / "results.h5").models
     assert model["llama_desc"].startswith("llama ") and "Q4_1" in model["llama_desc"]
     assert 0 < model["llama_bytes"] < model["size_bytes"]  # tensors only, as llama-bench counts
-    export = subprocess.run([sys.executable, "-m", "mpibench", "export", str(out / "results.h5"),
-                             "--format", "llama-bench-csv"], capture_output=True, text=True, timeout=120)
+    export = mpibench(None, "export", str(out / "results.h5"), "--format", "llama-bench-csv", timeout=120)
     assert export.returncode == 0, export.stderr
     assert f'"{model["llama_desc"]}","{model["llama_bytes"]}"' in export.stdout

@@ -1,16 +1,14 @@
 """`mpibench doctor`: the verdicts from given facts, and real checks under mpiexec (with injected preflight
 crashes, since this machine's engine does not crash by itself)."""
 
-import os
 import subprocess
-import sys
 
 import pytest
 
+from helpers import mpi_env, mpibench
 from mpibench.doctor import build_findings, launch_findings, render
 from mpibench.metadata import rank_facts
 from mpibench.preflight import FAULT_ENV
-from test_integration import mpiexec
 
 GCC12 = "GCC: (Debian 12.2.0-14+deb12u1) 12.2.0"
 XEON = {"avx", "avx2", "fma", "f16c", "bmi2", "pni", "ssse3", "avx512f", "avx512vbmi", "avx512_vnni",
@@ -58,12 +56,11 @@ def test_a_world_that_is_not_the_one_the_launcher_started_fails():
 
 
 def doctor(ranks: int, fault: str = "") -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = mpi_env()
     env.pop(FAULT_ENV, None)
     if fault:
         env[FAULT_ENV] = fault
-    command = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpibench", "doctor"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    return mpibench(ranks, "doctor", timeout=300, env=env)
 
 
 @pytest.mark.integration

@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import header
 from mpibench.cli import main
 from mpibench.export import LLAMA_BENCH_FIELDS, to_llama_bench_csv
 from mpibench.store.hdf5 import read_results, write_results
 from mpibench.store.schema import empty_result
-from test_store import header
 
 # llama-bench -o csv's header line (llama.cpp vendored in llama-cpp-python 0.3.36)
 LLAMA_BENCH_HEADER = (

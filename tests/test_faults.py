@@ -9,18 +9,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import gguf
 import pytest
 
+from helpers import mpi_env, mpibench, mpibench_command
 from mpibench.config import build_config
 from mpibench.models import builtin_path
 from mpibench.store.hdf5 import read_results
 from mpibench.tasks import expand
-from test_integration import mpibench, mpiexec
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +29,8 @@ EXPECTED = expand(build_config("", {"prompts": "pi,weather", "threads": "1,2", "
 
 
 def start(ranks: int, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    command = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpibench", "run", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(mpibench_command(ranks, "run", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=mpi_env(), start_new_session=True)
 
 
 def wait_for_lines(journal: Path, count: int, timeout: float = 120) -> None:
@@ -43,10 +40,6 @@ def wait_for_lines(journal: Path, count: int, timeout: float = 120) -> None:
             return
         time.sleep(0.05)
     pytest.fail(f"{journal} did not reach {count} lines")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mpibench", *args], capture_output=True, text=True, timeout=300)
 
 
 def assert_complete(out: Path) -> list[dict]:
@@ -63,11 +56,11 @@ def test_kill_9_of_the_whole_job_then_resume(tmp_path):
     wait_for_lines(out / "journal.jsonl", 3)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    rebuilt = cli("rebuild", str(out))
+    rebuilt = mpibench(None, "rebuild", str(out), timeout=300)
     assert rebuilt.returncode == 0, rebuilt.stderr
     partial = read_results(out / "results.h5")
     assert partial.attrs["status"] == "interrupted" and 3 <= len(partial.results) < len(EXPECTED)
-    proc = mpibench(3, "--resume", str(out))
+    proc = mpibench(3, "run", "--resume", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "already done" in proc.stderr
     rows = assert_complete(out)
@@ -86,7 +79,7 @@ def test_a_killed_runner_fails_its_task_only_and_retry_failed_reruns_it(tmp_path
     rows = read_results(out / "results.h5").results
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert "runner killed by signal 9" in rows[1]["error"]
-    proc = mpibench(2, "--resume", str(out), "--retry-failed")
+    proc = mpibench(2, "run", "--resume", str(out), "--retry-failed")
     assert proc.returncode == 0, proc.stderr
     rows = read_results(out / "results.h5").results
     assert [r["status"] for r in rows] == ["ok", "ok"]
@@ -105,38 +98,38 @@ def test_sigterm_flushes_and_leaves_a_resumable_run(tmp_path):
     partial = read_results(out / "results.h5")
     assert partial.attrs["status"] == "interrupted"
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
-    proc = mpibench(3, "--resume", str(out))
+    proc = mpibench(3, "run", "--resume", str(out))
     assert proc.returncode == 0, proc.stderr
     assert_complete(out)
 
 
 def test_a_torn_journal_line_is_ignored_with_a_warning(tmp_path):
     out = tmp_path / "run"
-    assert mpibench(1, *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
+    assert mpibench(1, "run", *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
     journal = out / "journal.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
     journal.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
-    rebuilt = cli("rebuild", str(out))
+    rebuilt = mpibench(None, "rebuild", str(out), timeout=300)
     assert rebuilt.returncode == 0 and "torn last line" in rebuilt.stderr
     assert len(read_results(out / "results.h5").results) == len(lines) - 1
-    proc = mpibench(2, "--resume", str(out))
+    proc = mpibench(2, "run", "--resume", str(out))
     assert proc.returncode == 0, proc.stderr
     assert len(read_results(out / "results.h5").results) == len(lines)
 
 
 def test_resume_refuses_another_configuration_and_names_the_keys(tmp_path):
     out = tmp_path / "run"
-    assert mpibench(1, *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
-    proc = mpibench(1, *SWEEP, "--max-tokens", "8", "--resume", str(out))
+    assert mpibench(1, "run", *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
+    proc = mpibench(1, "run", *SWEEP, "--max-tokens", "8", "--resume", str(out))
     assert proc.returncode == 2
     assert "max_tokens" in proc.stderr and "repetitions" in proc.stderr and "Traceback" not in proc.stderr
-    again = mpibench(1, *SWEEP, "--out", str(out))
+    again = mpibench(1, "run", *SWEEP, "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
 def test_a_task_past_its_time_limit_is_killed_and_recorded(tmp_path):
     out = tmp_path / "run"
-    proc = mpibench(2, *SWEEP, "--prompts", "story", "--threads", "1", "--max-tokens", "400", "--timeout", "0.3",
+    proc = mpibench(2, "run", *SWEEP, "--prompts", "story", "--threads", "1", "--max-tokens", "400", "--timeout", "0.3",
                     "--out", str(out))
     assert proc.returncode == 1
     rows = read_results(out / "results.h5").results
@@ -149,7 +142,7 @@ def test_a_model_that_cannot_load_fails_its_tasks_once(tmp_path):
     model = tmp_path / "cut.gguf"
     model.write_bytes(builtin_path("smollm2-135m").read_bytes()[: 40 * 2**20])  # header intact, weights cut
     out = tmp_path / "run"
-    proc = mpibench(3, "--models", f"{model},smollm2-135m", "--prompts", "pi,weather", "--threads", "1,2",
+    proc = mpibench(3, "run", "--models", f"{model},smollm2-135m", "--prompts", "pi,weather", "--threads", "1,2",
                     "--max-tokens", "8", "--no-plots", "--out", str(out))
     assert proc.returncode == 1
     rows = read_results(out / "results.h5").results
@@ -187,7 +180,7 @@ def test_a_chat_template_that_tries_to_run_code_does_not_run_it(tmp_path):
                 "{% for m in messages %}{{ m['content'] }}{% endfor %}")
     model = with_chat_template(builtin_path("smollm2-135m"), tmp_path / "evil.gguf", template)
     out = tmp_path / "run"
-    proc = mpibench(1, "--models", str(model), "--prompts", "pi", "--threads", "1", "--max-tokens", "8",
+    proc = mpibench(1, "run", "--models", str(model), "--prompts", "pi", "--threads", "1", "--max-tokens", "8",
                     "--no-plots", "--out", str(out))
     assert not marker.exists()
     assert proc.returncode == 1
@@ -222,7 +215,7 @@ def test_a_worker_that_stops_answering_is_given_up_and_the_rest_finish(tmp_path)
     (["--resume", "/nonexistent-run"], "not an mpibench run directory"),
 ])
 def test_more_bad_input_is_refused_cleanly(args, message):
-    proc = mpibench(2, *args, timeout=120)
+    proc = mpibench(2, "run", *args, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -231,8 +224,8 @@ def test_a_results_file_of_a_newer_schema_is_refused(tmp_path):
     import h5py
 
     out = tmp_path / "run"
-    assert mpibench(1, *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
+    assert mpibench(1, "run", *SWEEP, "--repetitions", "1", "--out", str(out)).returncode == 0
     with h5py.File(out / "results.h5", "a") as f:
         f.attrs["schema_version"] = 99
-    proc = cli("show", str(out / "results.h5"))
+    proc = mpibench(None, "show", str(out / "results.h5"), timeout=300)
     assert proc.returncode == 2 and "newer than this mpibench reads" in proc.stderr

@@ -1,13 +1,8 @@
 """Real sweeps: the real SmolLM2 model, real llama.cpp, under a real mpiexec with 1, 2 and 3 ranks."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from helpers import mpibench
 from mpibench.affinity import parse_cpu_list
 from mpibench.config import build_config
 from mpibench.store.hdf5 import read_results
@@ -18,26 +13,13 @@ pytestmark = pytest.mark.integration
 SWEEP = ["--models", "smollm2-135m", "--prompts", "pi,weather", "--threads", "1,2", "--max-tokens", "12"]
 
 
-def mpiexec() -> str:
-    found = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    if not found:
-        pytest.fail("mpiexec not found: install an MPI (pip install mpich) next to this Python")
-    return found
-
-
-def mpibench(ranks: int, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    command = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpibench", "run", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     """One real sweep per world size, run once for the module."""
     runs = {}
     for ranks in (1, 2, 3):
         out = tmp_path_factory.mktemp(f"n{ranks}") / "run"
-        proc = mpibench(ranks, *SWEEP, "--out", str(out), *(["--no-plots"] if ranks != 1 else []))
+        proc = mpibench(ranks, "run", *SWEEP, "--out", str(out), *(["--no-plots"] if ranks != 1 else []))
         assert proc.returncode == 0, proc.stderr
         runs[ranks] = (out, proc)
     return runs
@@ -89,8 +71,7 @@ def test_plots_and_the_report_are_written_at_the_end_of_a_run(sweeps):
 
 def test_show_prints_the_table(sweeps):
     out, _ = sweeps[2]
-    proc = subprocess.run([sys.executable, "-m", "mpibench", "show", str(out / "results.h5")],
-                          capture_output=True, text=True, timeout=120)
+    proc = mpibench(None, "show", str(out / "results.h5"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "smollm2-135m" in proc.stdout and "decode tok/s" in proc.stdout
     assert len([l for l in proc.stdout.splitlines() if l.startswith("smollm2-135m")]) == 4
@@ -102,7 +83,7 @@ def test_show_prints_the_table(sweeps):
     (["--prompts", "nope"], "unknown key 'nope'"),
 ])
 def test_bad_input_stops_every_rank_with_a_clear_message(tmp_path, args, message):
-    proc = mpibench(3, *args, "--out", str(tmp_path / "run"), timeout=120)
+    proc = mpibench(3, "run", *args, "--out", str(tmp_path / "run"), timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -110,7 +91,7 @@ def test_bad_input_stops_every_rank_with_a_clear_message(tmp_path, args, message
 def test_existing_run_is_not_overwritten(sweeps):
     out, _ = sweeps[2]
     before = (out / "results.h5").read_bytes()
-    proc = mpibench(2, *SWEEP, "--out", str(out), timeout=120)
+    proc = mpibench(2, "run", *SWEEP, "--out", str(out), timeout=120)
     assert proc.returncode == 2 and "--force" in proc.stderr
     assert (out / "results.h5").read_bytes() == before
 
@@ -119,7 +100,7 @@ def test_a_model_without_chat_template_gets_a_completion_prompt(tmp_path):
     out = tmp_path / "run"
     # 128 tokens: the greedy answer reaches the next "Question:" after 38 tokens with the plain CPU kernels
     # and after 81 with CPU_REPACK (seen on an AMD EPYC Zen 4 with AVX-512, llama-cpp-python 0.3.36)
-    proc = mpibench(1, "--models", "gemma3-270m", "--prompts", "pi", "--threads", "1", "--max-tokens", "128",
+    proc = mpibench(1, "run", "--models", "gemma3-270m", "--prompts", "pi", "--threads", "1", "--max-tokens", "128",
                     "--out", str(out), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     (row,) = read_results(out / "results.h5").results

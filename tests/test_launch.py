@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 import mpi_venvs
+from helpers import mpi_env
 from mpibench.launcher import LaunchError, check_library, check_world_size, launch_environment
 
 ROOT = mpi_venvs.ROOT
@@ -51,10 +52,9 @@ def test_the_launch_environment_keeps_layout_and_binding_only():
 ], ids=["openmpi-mpirun-mpich-python", "mpich-mpiexec-openmpi-python"])
 def test_an_mpirun_of_the_other_mpi_stops_every_rank_with_a_clear_message(tmp_path, launcher, python, message):
     venvs = mpi_venvs.venvs()
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     proc = subprocess.run([str(venvs[launcher] / "bin/mpiexec"), "-n", "2", str(venvs[python] / "bin/python"),
                            "-m", "mpibench", "run", "--threads", "1", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=mpi_env())
     assert proc.returncode != 0
     assert f"mpibench: error: {message}" in proc.stderr  # Open MPI may kill the other rank before it says so
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import mpi_venvs
+from helpers import mpi_env
 from mpibench.affinity import parse_cpu_list
 from mpibench.store.hdf5 import read_results
 
@@ -115,9 +116,8 @@ def venvs() -> dict[str, Path]:
 ], ids=["mpich", "openmpi"])
 def test_a_sweep_spans_two_hosts(cluster, venvs, tmp_path, flavor, library, launcher):
     out = tmp_path / "run"
-    env = dict(os.environ, HOSTS=" ".join(HOSTS), RANKS_PER_NODE="2", MPIBENCH_VENV=str(venvs[flavor]),
-               MPIRUN_ARGS=launcher.format(ssh=cluster.ssh), OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = mpi_env(HOSTS=" ".join(HOSTS), RANKS_PER_NODE="2", MPIBENCH_VENV=str(venvs[flavor]),
+                  MPIRUN_ARGS=launcher.format(ssh=cluster.ssh))
     before = cluster.received_packets(HOSTS[1])
     proc = subprocess.run(cluster.on(HOSTS[0], "bash", "launch/mpirun.sh", *SWEEP, "--out", str(out)),
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

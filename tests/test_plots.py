@@ -8,12 +8,12 @@ import pytest
 
 from analysis.figures import ci_note, dodge, slug
 from analysis.plots import draw_all, figures, plotted
+from helpers import header
 from mpibench.stats import describe
 from mpibench.store.hdf5 import ResultsFileError, read_results, write_results
 from mpibench.store.schema import empty_result
 from mpibench.store.scores import Score, ScoreBatch, answer_sha, replace_batch
 from mpibench.summary import cells
-from test_store import header
 
 MODELS = {"small-1": 135_000_000, "big/2": 1_700_000_000}
 

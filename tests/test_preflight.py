@@ -2,19 +2,17 @@
 made to die by SIGSEGV or SIGILL (fault injection: this machine's engine does not crash by itself)."""
 
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import header, mpi_env, mpibench
 from mpibench import preflight
 from mpibench.preflight import Attempt, EngineSettings
 from mpibench.store.hdf5 import read_results
 from mpibench.summary import cells, engine_lines, report
-from test_integration import mpiexec
 
 AS_BUILT, NO_AMX, EXTRA_OFF = EngineSettings(), EngineSettings(avoid_amx=True), EngineSettings(extra_bufts=False)
 GCC12 = "GCC: (Debian 12.2.0-14+deb12u1) 12.2.0"
@@ -86,13 +84,12 @@ def test_cells_of_different_engine_configurations_are_kept_apart_and_said_so():
 
 def bench(tmp_path: Path, fault: str, ranks: int = 2) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "run"
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = mpi_env()
     env.pop(preflight.FAULT_ENV, None)
     if fault:
         env[preflight.FAULT_ENV] = fault
-    command = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpibench", "bench", "-m", "smollm2-135m",
-               "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--warmup", "0", "--no-plots", "-o", str(out)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env), out
+    return mpibench(ranks, "bench", "-m", "smollm2-135m", "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--warmup", "0",
+                    "--no-plots", "-o", str(out), timeout=300, env=env), out
 
 
 @pytest.mark.integration
@@ -123,8 +120,7 @@ def test_a_preflight_that_dies_by_sigsegv_falls_back_and_says_so(tmp_path):
     for row in rows:
         assert row["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
         assert row["engine_fallback"] == 1 and row["engine_extra_bufts"] == 0
-    show = subprocess.run([sys.executable, "-m", "mpibench", "show", str(out / "results.h5")],
-                          capture_output=True, text=True, timeout=60)
+    show = mpibench(None, "show", str(out / "results.h5"), timeout=60)
     assert show.returncode == 0 and "ran after a preflight fallback" in show.stdout
 
 
@@ -148,7 +144,6 @@ def test_engine_columns_round_trip_and_plots_draw_each_configuration_apart(tmp_p
     from analysis.plots import draw_all
     from mpibench.store.hdf5 import write_results
     from mpibench.store.schema import empty_result
-    from test_store import header
 
     rows = [empty_result(**dict(_row(sha, weights, e2e, rep), index=i, task_id=f"t{i}", kind="query",
                                 prompt_id="pi", threads=threads, answer="3.14", token_ns=[1, 2]))

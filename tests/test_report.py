@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from analysis.report import _md, main, write_report
+from helpers import header, mpibench
 from mpibench.findings import METHOD, answer_sentences
 from mpibench.store.hdf5 import read_results, write_results
 from mpibench.store.schema import empty_result
-from test_integration import mpibench
-from test_store import header
 
 EVIL = '<script>alert("x")</script> & | *'  # text from the data that must reach the page as text
 MODEL = "m<b>&"
@@ -114,7 +113,7 @@ def _playwright():
 def test_a_real_runs_report_renders_in_chromium(tmp_path):
     sync_playwright = _playwright()
     out = tmp_path / "run"
-    proc = mpibench(2, "--models", "smollm2-135m", "--prompts", "pi,weather", "--threads", "1,2",
+    proc = mpibench(2, "run", "--models", "smollm2-135m", "--prompts", "pi,weather", "--threads", "1,2",
                     "--repetitions", "2", "--max-tokens", "16", "--no-plots", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     html_path, _ = write_report(out / "results.h5")

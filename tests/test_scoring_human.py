@@ -1,10 +1,9 @@
 """Human grading: export a CSV, fill it in, import it back; every bad file is a one-line error that changes nothing."""
 
 import csv
-import subprocess
-import sys
 
 import pytest
+from helpers import mpibench
 from scoring_data import make_run
 
 from mpibench.cli import main
@@ -131,8 +130,7 @@ def test_every_bad_file_is_a_one_line_error_and_changes_nothing(run, tmp_path, c
 def test_the_command_line_reports_a_bad_file_without_a_traceback(run, tmp_path):
     columns, rows = graded(run, tmp_path)
     write(tmp_path / "bad.csv", columns, [dict(rows[0], score="42")] + rows[1:])
-    proc = subprocess.run([sys.executable, "-m", "mpibench", "score", str(run), "--scorer", "human", "--import",
-                           str(tmp_path / "bad.csv")], capture_output=True, text=True, timeout=120)
+    proc = mpibench(None, "score", str(run), "--scorer", "human", "--import", str(tmp_path / "bad.csv"), timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"mpibench: error: {tmp_path / 'bad.csv'}: row 2 (answer "
                                                 f"{rows[0]['answer_id']}): score '42' is outside 1-10"]

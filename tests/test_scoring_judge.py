@@ -3,14 +3,10 @@ answers; then the rubric, determinism and plots on the same file."""
 
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import mpibench
 from mpibench.scoring.answers import answer_id
 from mpibench.scoring.judge import JUDGE_TEMPLATE, judge_prompt, parse_rating
 from mpibench.store.hdf5 import read_results
@@ -43,20 +39,6 @@ def test_judge_prompt_is_mt_bench_single_answer_grading():
     assert prompt.startswith("[Instruction]\nPlease act as an impartial judge")
     assert "[Question]\nWhat is {x}?\n\n[The Start of Assistant's Answer]\nIt is {y}.\n[The End of" in prompt
     assert 'strictly following this format: "[[rating]]"' in JUDGE_TEMPLATE
-
-
-def mpiexec() -> str:
-    found = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    if not found:
-        pytest.fail("mpiexec not found: install an MPI (pip install mpich) next to this Python")
-    return found
-
-
-def mpibench(ranks: int | None, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    launch = [mpiexec(), "-n", str(ranks)] if ranks else []
-    return subprocess.run([*launch, sys.executable, "-m", "mpibench", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

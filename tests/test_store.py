@@ -3,23 +3,10 @@ import math
 import h5py
 import pytest
 
+from helpers import header
 from mpibench.store.hdf5 import ResultsFileError, read_results, write_results
 from mpibench.store.journal import Journal, read_journal
 from mpibench.store.schema import empty_result
-
-
-def header(total=2):
-    return {
-        "run_id": "r1", "mpibench_version": "0", "config_hash": "h", "config_json": "{}", "config_toml": "",
-        "mpi_library_version": "MPI", "world_size": 3, "total_tasks": total, "started": "t", "status": "complete",
-        "hosts": [{"hostname": "h", "cpu_model": "cpu", "logical_cpus": 2, "physical_cores": 2,
-                   "memory_bytes": 1, "kernel": "k", "governor": "g", "smt": "off", "cpus": "0-1"}],
-        "workers": [{"rank": 0, "hostname": "h", "pid": 1, "cpus": "0"}],
-        "models": [{"name": "m", "path": "/m", "size_bytes": 1, "mtime": 0.0, "architecture": "llama",
-                    "quantization": "Q4_1", "parameters": 5, "context_length": 8, "has_chat_template": 1,
-                    "prompt_format": "chat"}],
-        "prompts": [{"id": "pi", "category": "factual", "text": "What is the value of pi?"}],
-    }
 
 
 def record(index, **kw):
