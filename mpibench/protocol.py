@@ -10,7 +10,7 @@ one row of the results table, its fields generated from store/schema.py's column
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 
 from mpibench.store.schema import RESULT_COLUMNS, RESULT_DEFAULTS
 from mpibench.tasks import Task
@@ -46,9 +46,14 @@ def result_from_row(row: dict) -> Result:
     return Result(**{k: (tuple(v) if k == "token_ns" else v) for k, v in row.items() if k in RESULT_FIELDS})
 
 
+def fields_of(record) -> dict:
+    """A flat record's fields as a dict, without asdict's deep copy (every token time copied one by one)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 def result_row(result: Result) -> dict:
     """The row as a dict of plain values (for the journal and the results file)."""
-    return dict(asdict(result), token_ns=list(result.token_ns))
+    return dict(fields_of(result), token_ns=list(result.token_ns))
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ PIPE_MESSAGES = {cls.__name__: cls for cls in (LoadRequest, Request, EngineFacts
 
 def encode(message) -> str:
     """One pipe message as a JSON line."""
-    return json.dumps({"type": type(message).__name__, **asdict(message)}) + "\n"
+    return json.dumps({"type": type(message).__name__, **fields_of(message)}) + "\n"
 
 
 def decode(line: str):

@@ -16,12 +16,12 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 from mpibench.affinity import format_cpu_list
 from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, injected_fault
-from mpibench.protocol import EngineFacts, Failed, Loaded, LoadRequest, Measurement, Request, decode, encode
+from mpibench.protocol import (EngineFacts, Failed, Loaded, LoadRequest, Measurement, Request, decode, encode,
+                               fields_of)
 from mpibench.toolchain import AMX_FIX_MARKER, has_amx_fix, library_comments
 
 
@@ -58,7 +58,7 @@ def run_task(engine, request: Request) -> Measurement:
     else:
         generation = engine.generate(request.prompt, request.max_tokens)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return Measurement(started_unix=started_unix, **asdict(generation), cpu_user_s=after.ru_utime - before.ru_utime,
+    return Measurement(started_unix=started_unix, **fields_of(generation), cpu_user_s=after.ru_utime - before.ru_utime,
                        cpu_sys_s=after.ru_stime - before.ru_stime, peak_rss_bytes=after.ru_maxrss * 1024,
                        cpus_seen=cpus_seen())
 

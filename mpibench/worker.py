@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from mpibench import preflight
 from mpibench.affinity import format_cpu_list, runner_environment
@@ -35,7 +36,7 @@ from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
 from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadRequest,
-                               Measurement, Result, Stop, TaskReply, decode, encode, task_columns)
+                               Measurement, Result, Stop, TaskReply, decode, encode, fields_of, task_columns)
 from mpibench.signals import Interrupted
 
 STDERR_TAIL = 2000
@@ -101,11 +102,12 @@ class Runner:
     @property
     def facts(self) -> dict:
         """What the runner said of its engine, then of its load (or why it failed)."""
-        return {**(asdict(self.engine) if self.engine else {}), **asdict(self.loaded)}
+        return {**(fields_of(self.engine) if self.engine else {}), **fields_of(self.loaded)}
 
+    @cached_property
     def columns(self) -> dict:
         """The result columns its engine and load fill (the same on every task of the runner)."""
-        columns = asdict(self.engine) if self.engine else {}
+        columns = fields_of(self.engine) if self.engine else {}
         if isinstance(self.loaded, Loaded):
             columns.update(model_desc=self.loaded.model_desc, model_bytes=self.loaded.model_bytes,
                            engine_weight_buffers=self.loaded.engine_weight_buffers, load_s=self.loaded.load_s,
@@ -136,7 +138,8 @@ class Runner:
 
 def measured_columns(measurement: Measurement, job: Job) -> dict:
     """The result columns of a runner's measurement: its own fields and the metrics of its token times."""
-    columns = {k: v for k, v in asdict(measurement).items() if k != "end_ns"}
+    columns = fields_of(measurement)
+    del columns["end_ns"]
     columns.update(vars(latency(measurement.token_ns, measurement.end_ns, measurement.prompt_tokens)),
                    generated_tokens=len(measurement.token_ns), status=OK)
     if job.request.kind == "bench":  # llama-bench's throughput: the test's tokens / the test's time
@@ -220,7 +223,7 @@ class Worker:
             known.update(choice.recorded())
         if self.runner is None:
             return TaskReply(Result(**known, status=NOT_RUN, error=choice.failure))
-        known.update(self.runner.columns())
+        known.update(self.runner.columns)
         if isinstance(self.runner.loaded, Failed):
             return TaskReply(Result(**known, status=FAILED, error=self.runner.loaded.error), model_failed=True)
         limit = task_limit(job.timeout, self.runner.previous, job.request.max_tokens)

@@ -110,6 +110,7 @@ class LlamaEngine:
         llama_cpp.llama_sampler_chain_add(self.sampler, llama_cpp.llama_sampler_init_greedy())
         self._chat = None
         self._stop = b""
+        self._prompt_tokens: dict[str, list[int]] = {}
         if prompt_format == CHAT:
             template = llama_cpp.llama_model_chat_template(self.model, None)
             if not template:
@@ -173,10 +174,17 @@ class LlamaEngine:
         return b"".join(pieces)
 
     def tokens_for(self, prompt: str) -> list[int]:
-        if self._chat is not None:
-            text = self._chat(messages=[{"role": "user", "content": prompt}]).prompt
-            return self.tokenize(text, add_special=False, parse_special=True)
-        return self.tokenize(self.prompt_format.replace("{prompt}", prompt), add_special=True, parse_special=False)
+        """The prompt's tokens, templated; kept per prompt, since a sweep asks the same prompts again and
+        templating and tokenizing would otherwise lie between every two measured requests."""
+        if prompt not in self._prompt_tokens:
+            if self._chat is not None:
+                text = self._chat(messages=[{"role": "user", "content": prompt}]).prompt
+                tokens = self.tokenize(text, add_special=False, parse_special=True)
+            else:
+                tokens = self.tokenize(self.prompt_format.replace("{prompt}", prompt), add_special=True,
+                                       parse_special=False)
+            self._prompt_tokens[prompt] = tokens
+        return self._prompt_tokens[prompt]
 
     def _decode(self, context, tokens, n: int) -> None:
         if llama_cpp.llama_decode(context, llama_cpp.llama_batch_get_one(tokens, n)) != 0:
