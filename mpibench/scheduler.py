@@ -57,6 +57,11 @@ class Scheduler:
     def done(self) -> bool:
         return not self.pending and not self.running
 
+    @property
+    def fed(self) -> bool:
+        """Every running worker already holds its next task (handed ahead): no node waits on rank 0."""
+        return bool(self.running) and all(rank in self.queued for rank in self.running)
+
     def assign(self) -> list[Assignment]:
         """Start a task on every free node that has one it fits; returns the new assignments."""
         busy_nodes = {a.node for a in self.running.values()}

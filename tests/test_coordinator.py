@@ -1,11 +1,12 @@
 """Rank 0's loop with an in-process transport whose workers answer as told (pure logic, no MPI)."""
 
 from collections import deque
+from itertools import accumulate
 
 import pytest
 
 from mpibench.config import build_config
-from mpibench.coordinator import coordinate, drain
+from mpibench.coordinator import FED_POLL_S, RESULT_POLL_S, coordinate, drain
 from mpibench.deadline import FIRST_TASK_S, MIN_TASK_S, task_limit, worker_silence_limit
 from mpibench.progress import Progress
 from mpibench.scheduler import Scheduler
@@ -148,5 +149,22 @@ def test_rank_0_sleeps_through_a_task_it_has_seen_before_instead_of_polling():
                Progress(len(tasks)), 1e9, clock=timed.clock, sleep=timed.sleep)
     long_sleeps = [s for s in timed.sleeps if s > 1.0]
     assert len(long_sleeps) == 2 and all(s == pytest.approx(0.85 * 2.0, abs=0.02) for s in long_sleeps)
-    assert max(s for s in timed.sleeps if s <= 1.0) <= 0.01  # otherwise polls at most every 10 ms
+    assert max(s for s in timed.sleeps if s <= 1.0) <= FED_POLL_S  # otherwise it polls
     assert len(timed.sleeps) < 300  # polling all three tasks through would take about 600 sleeps
+
+
+@pytest.mark.parametrize("seconds", [2.0, 0.04])
+def test_rank_0_polls_less_while_every_worker_holds_its_next_task(seconds):
+    tasks = expand(build_config("", {"repetitions": 1}), (1,))  # five different prompts: nothing to sleep through
+    timed = Timed(seconds=seconds)
+    coordinate(Scheduler(tasks, {1: "n1"}, {"n1": (0, 1)}), lambda a: a, timed, [].append,
+               Progress(len(tasks)), 1e9, clock=timed.clock, sleep=timed.sleep)
+    first = [s for s, at in zip(timed.sleeps, accumulate(timed.sleeps)) if at <= seconds]
+    assert max(first) <= RESULT_POLL_S  # the first task: nothing handed ahead yet, the node may wait on rank 0
+    # then the worker always holds its next task: polls at most every 50 ms, and never less often than
+    # twice per task, so that its queue is refilled before it runs dry
+    if seconds > 2 * FED_POLL_S:
+        assert max(timed.sleeps) == FED_POLL_S
+        assert len(timed.sleeps) < 600  # at 10 ms throughout: 1000; the three fed tasks take about 40 each
+    else:  # half the shortest round trip seen (the task and the poll that found its result)
+        assert RESULT_POLL_S < max(timed.sleeps) <= 0.6 * seconds
