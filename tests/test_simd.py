@@ -4,7 +4,8 @@ import json
 
 from helpers import HOST, header
 from mpibench.simd import annotate_hosts, build_features, host_features, mismatch
-from mpibench.store.hdf5 import read_results, write_results
+from mpibench.store import rundir
+from mpibench.store.hdf5 import read_results
 from mpibench.store.schema import empty_result
 
 AVX2_BUILD = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 0 | "
@@ -44,8 +45,13 @@ def test_each_host_keeps_the_build_its_tasks_ran_with(tmp_path):
     assert rows["new"]["simd_mismatch"] == "the build leaves AVX512,AVX512_VNNI of this CPU unused"
     assert rows["idle"]["llama_system_info"] == "" and rows["idle"]["simd_mismatch"] == ""
 
-    write_results(tmp_path / "results.h5", simd_header(), records)
-    results = read_results(tmp_path / "results.h5")
+    rundir.write_header(tmp_path, simd_header())
+    journal = rundir.open_journal(tmp_path)
+    for record in records:
+        journal.append(record)
+    journal.close()
+    rundir.snapshot(tmp_path, simd_header())
+    results = read_results(tmp_path / rundir.RESULTS_FILE)
     assert results.attrs["schema_version"] == 4
     assert json.loads(results.attrs["launch_json"]) == {"SLURM_JOB_ID": "42"}
     assert {h["hostname"]: h["simd_mismatch"] for h in results.hosts} == {h: r["simd_mismatch"] for h, r in rows.items()}

@@ -10,7 +10,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mpibench.simd import annotate_hosts
 from mpibench.store.schema import (
     HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
     RESULT_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
@@ -76,7 +75,7 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         f.attrs["launches_json"] = json.dumps(header.get("launches", []), sort_keys=True)
         f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
         f.attrs["launch_json"] = json.dumps(header.get("launch", {}), sort_keys=True)
-        _table(f, "hosts", HOST_COLUMNS, annotate_hosts(header["hosts"], records))
+        _table(f, "hosts", HOST_COLUMNS, header["hosts"])
         for column, definition in HOST_DEFINITIONS.items():
             f["hosts"].attrs[column] = definition
         workers = [w for launch in header.get("launches") or [header] for w in launch["workers"]]

@@ -10,6 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
+from mpibench.simd import annotate_hosts
 from mpibench.store.hdf5 import write_results
 from mpibench.store.journal import Journal, latest_records, read_journal
 from mpibench.store.scores import SCORES_FILE
@@ -56,8 +57,13 @@ def open_journal(run_dir: Path) -> Journal:
 def snapshot(run_dir: Path, header: dict) -> list[dict]:
     """Write results.h5 from the header and the journal; returns the records it holds (one a task)."""
     records = read_run(run_dir)[1]
-    write_results(run_dir / RESULTS_FILE, header, records)
+    _write_results(run_dir, header, records)
     return records
+
+
+def _write_results(run_dir: Path, header: dict, records: list[dict]) -> None:
+    """results.h5, its host rows annotated with the llama.cpp build their tasks ran (simd.annotate_hosts)."""
+    write_results(run_dir / RESULTS_FILE, dict(header, hosts=annotate_hosts(header["hosts"], records)), records)
 
 
 def write_header(run_dir: Path, header: dict) -> None:
@@ -90,5 +96,5 @@ def rebuild(run_dir: str | Path) -> tuple[Path, int, int]:
     header, records = read_run(run_dir)
     if header.get("status") == "running":  # the run died without saying so
         header["status"] = "complete" if len(records) >= int(header["total_tasks"]) else "interrupted"
-    write_results(run_dir / RESULTS_FILE, header, records)
+    _write_results(run_dir, header, records)
     return run_dir / RESULTS_FILE, len(records), int(header["total_tasks"])
