@@ -20,7 +20,7 @@ from pathlib import Path
 from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
-from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
+from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup
 
 FORMATS = ("csv", "json", "llama-bench-csv")
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
@@ -144,7 +144,7 @@ def to_llama_bench_csv(results: Results) -> tuple[str, int]:
             continue
         n_prompt, n_gen = sizes
         samples_ns = [round(1e9 * r["e2e_s"]) for r in rows]  # llama-bench keeps integer nanoseconds
-        rates = [1e9 * (n_prompt + n_gen) / t for t in samples_ns]
+        rates = [r[bench_rate_metric(cell.prompt_id)] for r in rows]  # the stored rate (metrics.bench_throughput)
         model = models.get(cell.model, {})
         values = dict(
             LLAMA_BENCH_DEFAULTS,

@@ -150,7 +150,7 @@ def scaling_sentence(group: Group) -> str:
 # Determinism and scores across thread counts --------------------------------------------------------------------
 
 def _measured_queries(records: Sequence[dict]) -> list[dict]:
-    return [r for r in records if (r.get("kind") or "query") == "query" and not is_warmup(r)]
+    return [r for r in records if r["kind"] == "query" and not is_warmup(r)]
 
 
 def _divergence(c: CellDeterminism) -> str:

@@ -23,11 +23,6 @@ LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "pr
 MAX_OUTLIER_LINES = 20
 
 
-def record_kind(record: dict) -> str:
-    """A result row's kind; rows from before the column existed are queries."""
-    return record.get("kind") or "query"
-
-
 def is_warmup(record: dict) -> bool:
     return bool(record.get("warmup", 0))
 
@@ -76,7 +71,7 @@ def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         engine = engine_config(r) if r["model"] in several else ""
-        groups[(record_kind(r), r["model"], r["prompt_id"], r["threads"], engine)].append(r)
+        groups[(r["kind"], r["model"], r["prompt_id"], r["threads"], engine)].append(r)
     return groups
 
 

@@ -7,6 +7,7 @@ from helpers import header
 from mpibench.store.hdf5 import ResultsFileError, read_results, write_results
 from mpibench.store.journal import Journal, read_journal
 from mpibench.store.schema import empty_result
+from mpibench.summary import cells
 
 
 def record(index, **kw):
@@ -50,3 +51,17 @@ def test_reader_refuses_newer_schema_and_non_results_files(tmp_path):
         read_results(tmp_path / "x.h5")
     with pytest.raises(ResultsFileError, match="no such file"):
         read_results(tmp_path / "missing.h5")
+
+
+def test_rows_of_a_file_without_kind_and_warmup_columns_read_as_measured_queries(tmp_path):
+    path = tmp_path / "results.h5"
+    write_results(path, header(), [record(0, e2e_s=1.0), record(1, e2e_s=2.0)])
+    with h5py.File(path, "a") as f:  # as an mpibench from before the columns wrote it
+        old = f["results"][()]
+        kept = [n for n in old.dtype.names if n not in ("kind", "warmup")]
+        del f["results"]
+        f.create_dataset("results", data=old[kept])
+    rows = read_results(path).results
+    assert [(r["kind"], r["warmup"]) for r in rows] == [("query", 0), ("query", 0)]
+    (cell,) = cells(rows)
+    assert (cell.kind, cell.runs, cell.warmups, cell.medians["e2e_s"]) == ("query", 2, 0, 1.5)

@@ -37,12 +37,6 @@ def test_warmups_are_counted_apart_and_never_enter_a_statistic():
     assert cell.outliers("e2e_s") == [] and "warning" not in report([cell])
 
 
-def test_rows_without_kind_and_warmup_columns_read_as_measured_queries():
-    old = [{k: v for k, v in row("m", "pi", 1, e).items() if k not in ("kind", "warmup")} for e in (1.0, 2.0)]
-    (cell,) = cells(old)
-    assert (cell.kind, cell.runs, cell.warmups, cell.medians["e2e_s"]) == ("query", 2, 0, 1.5)
-
-
 def test_a_cell_with_no_success_has_nan_medians():
     (cell,) = cells([row("m", "pi", 1, 1.0, status="failed")])
     assert math.isnan(cell.medians["e2e_s"]) and cell.stats["e2e_s"].n == 0
