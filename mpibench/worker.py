@@ -162,8 +162,9 @@ class EngineChoice:
 
 
 class Worker:
-    def __init__(self, rank: int):
-        self.rank = rank
+    def __init__(self, rank: int, new_runner=Runner):
+        """`new_runner(job, settings, attempt)` starts a runner (tests give a fake one)."""
+        self.rank, self.new_runner = rank, new_runner
         self.hostname = socket.gethostname()
         self.runner: Runner | None = None
         self.engines: dict[str, EngineChoice] = {}  # model path -> its preflight's outcome
@@ -178,7 +179,7 @@ class Worker:
         plan = preflight.fallback_plan(cpu_variants(library_dir()), cpu_has_amx)
         attempts: list[preflight.Attempt] = []
         for number, settings in enumerate(plan, 1):
-            runner = Runner(job, settings, attempt=number)
+            runner = self.new_runner(job, settings, attempt=number)
             signum = getattr(runner.loaded, "signal", 0)
             if isinstance(runner.loaded, Loaded):
                 attempts.append(preflight.Attempt(settings, 0))
@@ -204,7 +205,7 @@ class Worker:
         preflight first if this worker has not yet); None when no configuration passed it."""
         choice = self.engines.get(job.model_path)
         if choice is not None:
-            return Runner(job, choice.settings) if choice.settings else None
+            return self.new_runner(job, choice.settings) if choice.settings else None
         runner, choice = self.preflight(job)
         if choice is not None:
             self.engines[job.model_path] = choice
