@@ -166,10 +166,10 @@ def _scaling_figure(model: str, shown: list[Cell], scores: dict[str, list[dict]]
     return save(fig, path)
 
 
-def figures(results_path: str | Path, out_dir: str | Path) -> Figures:
+def figures(results_path: str | Path, out_dir: str | Path, exclude_contended: bool = False) -> Figures:
     """Draw every plot of a results file that can inform into out_dir (quality plots too when it was scored);
     returns the files written and why each other plot was skipped."""
-    results = read_results(results_path)
+    results = read_results(results_path, exclude_contended)
     all_cells = [c for c in cells(results.results) if not math.isnan(c.medians["e2e_s"])]
     if not all_cells:
         raise ResultsFileError(f"{results_path}: no successful task to plot")
@@ -209,8 +209,8 @@ def draw_all(results_path: str | Path, out_dir: str | Path) -> list[Path]:
     return figures(results_path, out_dir).paths
 
 
-def _draw_and_say_skipped(results_path: str, out_dir: Path) -> list[Path]:
-    drawn = figures(results_path, out_dir)
+def _draw_and_say_skipped(results_path: str, out_dir: Path, exclude_contended: bool) -> list[Path]:
+    drawn = figures(results_path, out_dir, exclude_contended)
     for reason in drawn.skipped:
         print(f"skipped {reason}", file=sys.stderr)
     return drawn.paths

@@ -160,9 +160,9 @@ def quality_figures(results: Results, out: Path) -> Figures:
     return Figures(paths, skipped)
 
 
-def draw_quality(results_path: str | Path, out_dir: str | Path) -> list[Path]:
+def draw_quality(results_path: str | Path, out_dir: str | Path, exclude_contended: bool = False) -> list[Path]:
     """Draw the quality plots that can inform for every scorer with usable scores; returns the files written."""
-    written = quality_figures(read_results(results_path), Path(out_dir)).paths
+    written = quality_figures(read_results(results_path, exclude_contended), Path(out_dir)).paths
     if not written:
         raise ResultsFileError(f"{results_path}: no usable scores to plot; run mpibench score first")
     return written

@@ -30,7 +30,7 @@ from mpibench.metadata import host_lines, software_line
 from mpibench.stats import CV_LIMIT
 from mpibench.store.hdf5 import Results, ResultsFileError, read_results
 from mpibench.summary import (
-    Cell, cells, engine_lines, format_ci, format_cv, format_number, speedup_intervals, warnings,
+    Cell, cells, contention_warnings, engine_lines, format_ci, format_cv, format_number, speedup_intervals, warnings,
 )
 
 # A caption per plot, by the start of its file name (plots name some files after a model or scorer).
@@ -170,6 +170,17 @@ def _results(results: Results, all_cells: list[Cell], drawn: Figures) -> list[Se
     return shown + [Section("Figures", plots + skipped or (Paragraph("No figure."),), 3)]
 
 
+def _contention(results: Results, all_cells: list[Cell]):
+    """Cells with runs flagged contended, and how many such runs --exclude-contended left out."""
+    excluded = results.attrs.get("contended_excluded", 0)
+    left_out = [f"Left out of every statistic (--exclude-contended): {excluded} contended "
+                f"run{'s' if excluded != 1 else ''}."] if excluded else []
+    if int(results.attrs["schema_version"]) < 5:
+        return Paragraph("Not measured: this results file predates the contention columns (schema 5).")
+    return _items_or(left_out + contention_warnings(all_cells),
+                     "None: no run's pinned cores did other work above the threshold (results column contended).")
+
+
 def sections(results: Results, drawn: Figures) -> list[Section]:
     """The report, in order: title and answers; tables and figures; data quality; the run."""
     attrs = results.attrs
@@ -188,8 +199,7 @@ def sections(results: Results, drawn: Figures) -> list[Section]:
         Section(f"Variation (CV above {100 * CV_LIMIT:.0f} %) and outliers (flagged, kept in every statistic)",
                 (_items_or(warnings(all_cells), "No cell varies above the limit; no repetition is an outlier."),), 3),
         Section("Tasks that did not succeed", (_failures(results),), 3),
-        Section("Tasks whose cores were shared with other work", (
-            Paragraph("Not measured by this version: the results file has no column for it."),), 3),
+        Section("Tasks whose cores were shared with other work", (_contention(results, all_cells),), 3),
         Section("Engine configurations", (_items_or([line.strip() for line in engine_lines(results.results)],
                                                     "None recorded in this file."),), 3),
         Section("The run", ()),
@@ -291,14 +301,15 @@ def to_markdown(report: list[Section], base: Path) -> str:
                        for s in report) + "\n"
 
 
-def write_report(results_path: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(results_path: str | Path, out_dir: str | Path | None = None,
+                 exclude_contended: bool = False) -> tuple[Path, Path]:
     """Write report.html and report.md beside the results file (or in out_dir), the figures in plots/ there."""
     results_path = Path(results_path)
-    results = read_results(results_path)
+    results = read_results(results_path, exclude_contended)
     out = Path(out_dir) if out_dir else results_path.parent
     out.mkdir(parents=True, exist_ok=True)
     try:
-        drawn = figures(results_path, out / "plots")
+        drawn = figures(results_path, out / "plots", exclude_contended)
     except ResultsFileError as error:  # e.g. no successful task: the report still says what happened
         drawn = Figures([], [f"no figure: {error}"])
     report = sections(results, drawn)

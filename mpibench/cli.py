@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mpibench import __version__
 from mpibench.config import BUILTIN_MODEL_NAMES, ConfigError, build_config
+from mpibench.contention import EXCLUDE_HELP
 
 
 BENCH_REPETITIONS = 5
@@ -56,7 +57,7 @@ def cmd_show(args) -> int:
     from mpibench.store.hdf5 import read_results
     from mpibench.summary import cells, engine_lines, report
 
-    results = read_results(args.results)
+    results = read_results(args.results, args.exclude_contended)
     attrs = results.attrs
     print(f"run {attrs['run_id']} ({attrs['status']}), mpibench {attrs['mpibench_version']}, "
           f"{attrs['world_size']} ranks, {len(results.results)}/{attrs['total_tasks']} tasks, "
@@ -75,6 +76,9 @@ def cmd_show(args) -> int:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
               f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")
     print()
+    if attrs.get("contended_excluded"):
+        print(f"left out of every statistic (--exclude-contended): {attrs['contended_excluded']} contended "
+              f"run{'s' if attrs['contended_excluded'] != 1 else ''}")
     print(report(cells(results.results)))
     failures = [r for r in results.results if r["status"] != "ok"]
     for record in failures[:10]:
@@ -86,7 +90,7 @@ def cmd_export(args) -> int:
     from mpibench.export import ExportError, export
 
     try:
-        return export(args.results, args.format, args.out)
+        return export(args.results, args.format, args.out, args.exclude_contended)
     except ExportError as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
@@ -95,14 +99,15 @@ def cmd_export(args) -> int:
 def cmd_plot(args) -> int:
     from analysis.plots import main as plots_main
 
-    return plots_main([args.results] + (["--out", args.out] if args.out else []))
+    return plots_main([args.results] + (["--out", args.out] if args.out else [])
+                      + (["--exclude-contended"] if args.exclude_contended else []))
 
 
 def cmd_report(args) -> int:
     from analysis.report import write_report
 
     path = Path(args.results)
-    for written in write_report(path / "results.h5" if path.is_dir() else path, args.out):
+    for written in write_report(path / "results.h5" if path.is_dir() else path, args.out, args.exclude_contended):
         print(written)
     return 0
 
@@ -186,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print a results file as a table")
     show.add_argument("results", help="results.h5")
+    show.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="per-cell statistics as CSV, JSON or llama-bench's CSV")
@@ -193,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="csv", help="csv (default), json, or llama-bench-csv (bench tests "
                         "with llama-bench's columns, for llama.cpp's scripts)")
     export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     export.set_defaults(func=cmd_export)
 
     report = sub.add_parser("report", help="write report.html and report.md: the study's answers, tables, "
@@ -200,11 +207,13 @@ def parser() -> argparse.ArgumentParser:
                             "results/<run-id> (the files land beside results.h5 unless --out is given)")
     report.add_argument("results", help="a run directory or its results.h5")
     report.add_argument("--out", help="folder for the report and its figures (default: beside results.h5)")
+    report.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     report.set_defaults(func=cmd_report)
 
     plot = sub.add_parser("plot", help="draw the plots of a results file")
     plot.add_argument("results", help="results.h5")
     plot.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
+    plot.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     plot.set_defaults(func=cmd_plot)
 
     score = sub.add_parser("score", help="score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "

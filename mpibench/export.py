@@ -24,13 +24,15 @@ from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, group
 
 FORMATS = ("csv", "json", "llama-bench-csv")
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
-CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "main_metric",
-                "cv_warning")
+CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "contended",
+                "main_metric", "cv_warning")
 DEFINITIONS = {
     "prompt_id": "the prompt, or for bench cells the test: ppN or tgN",
     "engine": "the engine configuration of the cell's runs: CPU backend (variant, library sha256), weight buffer "
               "types, extra buffers; a model that ran with several has one cell per configuration",
     "runs": "measured repetitions, failed ones included; warmups are never in a statistic",
+    "contended": "successful runs whose pinned cores did other work (results column contended; left out of the "
+                 "statistics by --exclude-contended, and then not counted here)",
     "main_metric": "the metric the cell is about: e2e_s for queries, the test's tokens/s for bench cells",
     "cv_warning": f"1 when the main metric's coefficient of variation exceeds {CV_LIMIT:.0%}",
     "n": "successful measured repetitions with a value",
@@ -87,7 +89,7 @@ def _cell_fields(cell: Cell) -> dict:
     main = cell.stats[cell.main_metric]
     return {"kind": cell.kind, "model": cell.model, "prompt_id": cell.prompt_id, "threads": cell.threads,
             "engine": cell.engine, "runs": cell.runs, "failed": cell.failed, "warmups": cell.warmups,
-            "main_metric": cell.main_metric,
+            "contended": cell.contended, "main_metric": cell.main_metric,
             "cv_warning": int(not math.isnan(main.cv) and main.cv > CV_LIMIT)}
 
 
@@ -170,11 +172,11 @@ def _size_label(parameters: int) -> str:
     return f"{parameters / 1e6:.0f}M" if parameters else "?B"
 
 
-def export(path: str, fmt: str, out: str | None) -> int:
+def export(path: str, fmt: str, out: str | None, exclude_contended: bool = False) -> int:
     """Write `path`'s cells in `fmt` to `out` (stdout when None); notes go to stderr."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    results = read_results(path)
+    results = read_results(path, exclude_contended)
     if fmt == "llama-bench-csv":
         text, skipped = to_llama_bench_csv(results)
         if text.count("\n") == 1:

@@ -170,6 +170,11 @@ class Measurement:
     cpu_sys_s: float
     peak_rss_bytes: int
     cpus_seen: str
+    involuntary_switches: int = 0
+    other_cpu_s: float = 0.0  # contention.Contention's fields
+    steal_s: float = 0.0
+    contention_share: float = 0.0
+    contended: int = 0
 
 
 PIPE_MESSAGES = {cls.__name__: cls for cls in (LoadRequest, Request, EngineFacts, Loaded, Failed, Measurement)}

@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from mpibench.affinity import format_cpu_list
+from mpibench.contention import assess, read_core_times
 from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, injected_fault
 from mpibench.protocol import (EngineFacts, Failed, Loaded, LoadRequest, Measurement, Request, decode, encode,
                                fields_of)
@@ -51,16 +52,21 @@ def cpus_seen() -> str:
 
 
 def run_task(engine, request: Request) -> Measurement:
-    before = resource.getrusage(resource.RUSAGE_SELF)
+    """Run one task and measure it, with the runner's resource use and what other work took of its cores."""
+    cores = os.sched_getaffinity(0)
+    cores_before, before, window = read_core_times(cores), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     started_unix = time.time()
     if request.kind == "bench":
         generation = engine.bench(request.n_prompt, request.n_gen)
     else:
         generation = engine.generate(request.prompt, request.max_tokens)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    return Measurement(started_unix=started_unix, **fields_of(generation), cpu_user_s=after.ru_utime - before.ru_utime,
-                       cpu_sys_s=after.ru_stime - before.ru_stime, peak_rss_bytes=after.ru_maxrss * 1024,
-                       cpus_seen=cpus_seen())
+    window, after, cores_after = time.perf_counter() - window, resource.getrusage(resource.RUSAGE_SELF), \
+        read_core_times(cores)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    other = assess(cores_before, cores_after, user + system, window, len(cores))
+    return Measurement(started_unix=started_unix, **fields_of(generation), cpu_user_s=user, cpu_sys_s=system,
+                       peak_rss_bytes=after.ru_maxrss * 1024, cpus_seen=cpus_seen(),
+                       involuntary_switches=after.ru_nivcsw - before.ru_nivcsw, **fields_of(other))
 
 
 def main() -> int:

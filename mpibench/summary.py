@@ -90,6 +90,8 @@ class Cell:
     stats: dict[str, Stats]  # metric -> statistics of those values, in the same order
     engine: str = ""  # the engine configuration of its runs (engine_config)
     apart: bool = False  # the model ran with several engine configurations: this cell holds one of them
+    contended: int = 0  # successful measured runs whose cores did other work (contention.py)
+    contention_max: float = 0.0  # the largest contention_share among them
 
     @property
     def apart_engine(self) -> str:
@@ -146,8 +148,9 @@ def cells(records: list[dict]) -> list[Cell]:
         samples = {m: tuple((int(r["repetition"]), float(r[m])) for r in ok if math.isfinite(float(r[m])))
                    for m in CELL_METRICS}
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
+        shares = [r["contention_share"] for r in ok if r["contended"]]
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
-                           len(rows) - len(measured), samples, stats, engine, apart))
+                           len(rows) - len(measured), samples, stats, engine, apart, len(shares), max(shares, default=0.0)))
     return sorted(result, key=lambda c: (c.kind != "bench", c.series, prompt_order(c.prompt_id), c.threads))
 
 
@@ -281,6 +284,13 @@ def warnings(all_cells: list[Cell], limit: float = CV_LIMIT) -> list[str]:
     return lines + outliers
 
 
+def contention_warnings(all_cells: list[Cell]) -> list[str]:
+    """One line per cell with runs whose pinned cores did other work (flagged contended; contention.py)."""
+    return [f"warning: {c.label}: {c.contended} of {c.stats[c.main_metric].n} successful runs shared their cores "
+            f"with other work (up to {100 * c.contention_max:.0f} % of the cores' time): rerun on quiet cores, or "
+            "leave them out with --exclude-contended" for c in all_cells if c.contended]
+
+
 def report(all_cells: list[Cell]) -> str:
     """The tables of `mpibench show` (bench tests, then queries), their notes, CV warnings and outliers."""
     parts = []
@@ -300,4 +310,4 @@ def report(all_cells: list[Cell]) -> str:
     if any(0 < c.stats[c.main_metric].ci_level < 0.95 for c in all_cells):
         notes.append("* n < 6: the interval is [min, max], covering the median with less than 95 % "
                      "(93.8 % at n=5, 87.5 % at n=4, 75 % at n=3)")
-    return "\n\n".join(parts) + "\n" + "\n".join(notes + warnings(all_cells))
+    return "\n\n".join(parts) + "\n" + "\n".join(notes + contention_warnings(all_cells) + warnings(all_cells))

@@ -12,6 +12,7 @@ from helpers import header, mpi_env, mpibench
 from mpibench import preflight
 from mpibench.preflight import Attempt, EngineSettings
 from mpibench.store.hdf5 import read_results
+from mpibench.store.schema import empty_result
 from mpibench.summary import cells, engine_lines, report
 
 AS_BUILT, NO_AMX, EXTRA_OFF = EngineSettings(), EngineSettings(avoid_amx=True), EngineSettings(extra_bufts=False)
@@ -57,12 +58,12 @@ def test_the_advice_names_the_gcc_amx_trap_only_where_it_applies():
 
 
 def _row(engine_sha: str, weights: str, e2e: float, repetition: int, host: str = "a") -> dict:
-    return {"kind": "bench", "model": "m", "prompt_id": "tg8", "threads": 1, "repetition": repetition,
+    return empty_result(**{"kind": "bench", "model": "m", "prompt_id": "tg8", "threads": 1, "repetition": repetition,
             "warmup": 0, "status": "ok", "hostname": host, "e2e_s": e2e, "decode_tok_s": 8 / e2e,
             "ttft_s": float("nan"), "prefill_tok_s": float("nan"), "tpot_s": float("nan"), "generated_tokens": 8,
             "engine_library": "/lib/libggml-cpu.so", "engine_library_sha256": engine_sha, "engine_variant": "",
             "engine_extra_bufts": int(weights != "CPU_Mapped"), "engine_weight_buffers": weights,
-            "engine_compiler": GCC12, "engine_fix": "", "preflight": "1 as built: ok", "engine_fallback": 0}
+            "engine_compiler": GCC12, "engine_fix": "", "preflight": "1 as built: ok", "engine_fallback": 0})
 
 
 def test_cells_of_different_engine_configurations_are_kept_apart_and_said_so():
@@ -143,7 +144,6 @@ def test_when_every_configuration_dies_by_sigill_the_tasks_are_not_run_with_one_
 def test_engine_columns_round_trip_and_plots_draw_each_configuration_apart(tmp_path):
     from analysis.plots import draw_all
     from mpibench.store.hdf5 import write_results
-    from mpibench.store.schema import empty_result
 
     rows = [empty_result(**dict(_row(sha, weights, e2e, rep), index=i, task_id=f"t{i}", kind="query",
                                 prompt_id="pi", threads=threads, answer="3.14", token_ns=[1, 2]))

@@ -33,7 +33,8 @@ def results_file(tmp_path):
     """Queries at 1 and 2 threads, one failed query with a hostile error, a llama-bench pp test, and two tasks the
     run never reached."""
     rows = [_row(i, prompt_id="pi", threads=t, repetition=rep, e2e_s=(1 + 0.1 * rep) / t, ttft_s=0.1,
-                 decode_tok_s=8 * t, prefill_tok_s=100.0, generated_tokens=8)
+                 decode_tok_s=8 * t, prefill_tok_s=100.0, generated_tokens=8,
+                 contended=int(t == 2 and rep == 2), contention_share=0.4 if t == 2 and rep == 2 else 0.0)
             for i, (t, rep) in enumerate((t, rep) for t in (1, 2) for rep in range(3))]
     rows.append(_row(6, prompt_id="pi", threads=2, repetition=3, status="failed", error=EVIL))
     rows += [_row(7 + rep, kind="bench", prompt_id="pp64", threads=1, repetition=rep, e2e_s=0.5 + 0.1 * rep,
@@ -67,7 +68,8 @@ def test_report_holds_every_section_in_order_with_the_data_escaped(results_file)
     assert "| model | size | params | backend | threads | test | t/s |" in md  # llama-bench's layout
     assert re.search(r"\| pp64 \| \d+\.\d\d ± \d+\.\d\d \|", md)
     assert re.search(r"\| failed \| 1 \| .*alert.* \|\n\| not recorded \| 2 \| the run ended", md)
-    assert "Not measured by this version" in page and "Not measured by this version" in md
+    shared = "pi threads=2: 1 of 3 successful runs shared their cores with other work (up to 40 %"
+    assert shared in md and shared in page and "Left out of every statistic" not in md
     assert "&lt;2&gt;" in page and "SLURM\\_NTASKS" in md
 
 
@@ -142,3 +144,10 @@ def test_a_real_runs_report_renders_in_chromium(tmp_path):
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     assert overflow <= 0
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_report_without_contended_runs_says_how_many_it_left_out(results_file):
+    html, md = write_report(results_file, exclude_contended=True)
+    text = md.read_text()
+    assert "Left out of every statistic (--exclude-contended): 1 contended run." in text
+    assert "shared their cores" not in text

@@ -108,8 +108,10 @@ class Results:
     scorers: list[dict] = field(default_factory=list)
 
 
-def read_results(path: str | Path) -> Results:
-    """Read a results file written by any schema version this mpibench knows."""
+def read_results(path: str | Path, exclude_contended: bool = False) -> Results:
+    """Read a results file written by any schema version this mpibench knows; with `exclude_contended`, the
+    successful runs flagged `contended` (their cores did other work) are left out, and attrs
+    ["contended_excluded"] says how many."""
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
@@ -133,6 +135,10 @@ def read_results(path: str | Path) -> Results:
         for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
             row["answer"] = answer
             row["token_ns"] = [int(t) for t in times]
+        if exclude_contended:
+            kept = [r for r in results if not (r["contended"] and r["status"] == "ok")]
+            attrs["contended_excluded"] = len(results) - len(kept)
+            results = kept
         scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
         return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
                        _rows(f["models"], MODEL_COLUMNS),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+SCHEMA_VERSION = 5  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
 # thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
 # runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
 # status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
-# root attribute launches_json (every launch of a resumed run, with its hosts and software)
+# root attribute launches_json (every launch of a resumed run, with its hosts and software). 5: results
+# gained involuntary_switches, other_cpu_s, steal_s, contention_share and contended (other work on the cores)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -24,6 +25,8 @@ RESULT_COLUMNS = (
     ("engine_fix", "str"), ("engine_variant", "str"), ("engine_extra_bufts", "int"),
     ("engine_weight_buffers", "str"), ("preflight", "str"), ("engine_fallback", "int"), ("preflight_s", "float"),
     ("model_desc", "str"), ("model_bytes", "int"),
+    ("involuntary_switches", "int"), ("other_cpu_s", "float"), ("steal_s", "float"), ("contention_share", "float"),
+    ("contended", "int"),
 )
 
 RESULT_DEFINITIONS = {
@@ -47,6 +50,14 @@ RESULT_DEFINITIONS = {
     "llama_eval_ms": "llama.cpp's own token-eval time (cross-check of the decode)",
     "cores": "CPUs the runner was pinned to",
     "cpus_seen": "CPUs the runner's threads were last seen on after the task (/proc)",
+    "involuntary_switches": "times the runner's threads were preempted during the task (getrusage ru_nivcsw)",
+    "other_cpu_s": "CPU seconds other processes used on the task's pinned cores during the task: the cores' busy "
+                   "time in /proc/stat minus the runner's own CPU time (clock-tick resolution, per core)",
+    "steal_s": "seconds the hypervisor gave the pinned cores' vCPUs to other guests during the task (/proc/stat)",
+    "contention_share": "(other_cpu_s + steal_s) / (task time x pinned cores): the share of the cores' time "
+                        "that other work took",
+    "contended": "1 when contention_share > 0.10 and other work exceeds 2 clock ticks a core (mpibench/contention.py): "
+                 "the measurement shared its cores; --exclude-contended leaves it out of the statistics",
     "status": "ok, failed, timeout, or not_run (no engine configuration passed the preflight: error says why)",
     "system_info": "llama.cpp's system_info in the task's runner: the features of the CPU backend it loaded",
     "engine_library": "the llama.cpp CPU backend library the runner loaded",
