@@ -9,11 +9,22 @@ from pathlib import Path
 from mpibench import __version__
 from mpibench.config import BUILTIN_MODEL_NAMES, ConfigError, build_config
 from mpibench.contention import EXCLUDE_HELP
+from mpibench.progress import STATUS_INTERVAL_S
 
 
 BENCH_REPETITIONS = 5
 OVERRIDES = ("kind", "models", "threads", "prompts", "repetitions", "warmup", "max_tokens", "n_prompt", "n_gen",
              "out", "seed", "n_ctx", "timeout")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _load_config(args):
@@ -39,7 +50,8 @@ def cmd_run(args) -> int:
     from mpibench import run
 
     options = run.Options(force=args.force, draw_plots=not args.no_plots, report=not args.no_report,
-                          resume=args.resume, retry_failed=args.retry_failed)
+                          resume=args.resume, retry_failed=args.retry_failed, quiet=args.quiet,
+                          status_interval=args.status_interval)
     return run.sweep(_load_config(args), options)
 
 
@@ -157,6 +169,10 @@ def _add_run_options(command: argparse.ArgumentParser, unit: str, *out: str) -> 
     command.add_argument("--retry-failed", action="store_true", help=f"with --resume: run failed {unit}s again")
     command.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
     command.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
+    command.add_argument("--quiet", action="store_true", help="no progress on stderr (rank 0's)")
+    command.add_argument("--status-interval", type=_positive_seconds, default=STATUS_INTERVAL_S, metavar="S",
+                         help="off a terminal (mpiexec, a Slurm log): seconds between status lines "
+                              f"(default {STATUS_INTERVAL_S:.0f}; one also at each change of model)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -58,6 +58,7 @@ def coordinate(
         return (task.model, task.threads, task.prompt_id)
 
     def started(rank: int) -> None:
+        progress.running(scheduler.running[rank].task)
         started_at[rank] = clock()
         estimate = expected.get(like(scheduler.running[rank].task))
         quiet_until[rank] = None if estimate is None else started_at[rank] + QUIET_SHARE * estimate
@@ -66,7 +67,7 @@ def coordinate(
         store_result(result)
         outcome.done += 1
         outcome.failed += result.status != OK
-        progress.update(outcome.done, outcome.failed)
+        progress.update(outcome.done, outcome.failed, result)
 
     changed = True  # only a finished or lost task frees a node or warms a worker: assign after those alone
     while not scheduler.done:
@@ -78,6 +79,7 @@ def coordinate(
             changed = False
         message = transport.poll()
         if message is None:
+            progress.tick()
             for rank, since in list(started_at.items()):
                 if clock() - since > silence_limit:
                     changed = True
@@ -91,7 +93,7 @@ def coordinate(
                         store(unrun_result(task, f"not run: no remaining worker node has {task.threads} cores"))
             quiet = [quiet_until.get(rank) for rank in started_at]
             if quiet and None not in quiet and min(quiet) > clock():
-                sleep(min(quiet) - clock())
+                sleep(max(0.0, min(min(quiet), progress.next_line_at) - clock()))
             else:
                 fed = scheduler.fed and expected
                 backoff.longest = max(RESULT_POLL_S, min(FED_POLL_S, min(expected.values()) / 2)) if fed \

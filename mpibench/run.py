@@ -28,7 +28,7 @@ from mpibench.launcher import LaunchError
 from mpibench.metadata import rank_facts, software_versions, timestamp
 from mpibench.models import ModelError, ModelInfo, inspect_model
 from mpibench.placement import choose_threads, describe, fit_warnings, placement
-from mpibench.progress import Progress
+from mpibench.progress import STATUS_INTERVAL_S, Progress
 from mpibench.protocol import OK, Job, Request, result_row
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.signals import Interrupted, raise_on_interrupt
@@ -53,6 +53,8 @@ class Options:
     report: bool = True
     resume: str | None = None
     retry_failed: bool = False
+    quiet: bool = False  # no progress on rank 0's stderr
+    status_interval: float = STATUS_INTERVAL_S  # seconds between status lines off a terminal
 
 
 def guarded(job: Callable[[], int]) -> int:
@@ -114,7 +116,8 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
         if plan.tasks:
             scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
             outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
-                                 Progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
+                                 Progress(len(plan.tasks), interval=options.status_interval, quiet=options.quiet),
+                                 worker_silence_limit(plan.config.timeout))
         header["status"] = "complete"
     except Interrupted as interrupt:
         stop_code = 128 + interrupt.signum

@@ -1,11 +1,9 @@
-import io
 import math
 
 import pytest
 
 from mpibench.affinity import format_cpu_list, parse_cpu_list, physical_first, runner_environment
 from mpibench.metrics import latency
-from mpibench.progress import Progress, format_eta
 
 
 def test_cpu_list_round_trip():
@@ -43,19 +41,3 @@ def test_latency_without_enough_tokens_is_nan_not_a_guess():
     assert math.isnan(latency([], 5, 3).ttft_s)
     one = latency([2_000_000], 3_000_000, 4)
     assert one.ttft_s == pytest.approx(0.002) and math.isnan(one.decode_tok_s)
-
-
-class Tty(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_is_quiet_off_a_terminal_and_shows_eta_on_one():
-    quiet = io.StringIO()
-    Progress(10, quiet).update(3)
-    assert quiet.getvalue() == ""
-    times = iter([0.0, 30.0])
-    tty = Tty()
-    Progress(10, tty, clock=lambda: next(times)).update(3, failed=1)
-    assert "3/10 tasks, 1 failed" in tty.getvalue() and "ETA 1m10s" in tty.getvalue()
-    assert format_eta(7300) == "2h01m"
