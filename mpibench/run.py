@@ -56,6 +56,9 @@ class Options:
     quiet: bool = False  # no progress on rank 0's stderr
     status_interval: float = STATUS_INTERVAL_S  # seconds between status lines off a terminal
 
+    def progress(self, total: int) -> Progress:
+        return Progress(total, interval=self.status_interval, quiet=self.quiet)
+
 
 def guarded(job: Callable[[], int]) -> int:
     """Run an MPI job on this rank; an exception aborts every rank with one line instead of leaving them waiting."""
@@ -116,8 +119,7 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
         if plan.tasks:
             scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
             outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
-                                 Progress(len(plan.tasks), interval=options.status_interval, quiet=options.quiet),
-                                 worker_silence_limit(plan.config.timeout))
+                                 options.progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
         header["status"] = "complete"
     except Interrupted as interrupt:
         stop_code = 128 + interrupt.signum
