@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from mpibench import __version__
 from mpibench.config import BUILTIN_MODEL_NAMES, ConfigError, build_config
 from mpibench.contention import EXCLUDE_HELP
+from mpibench.formats import EXPORT_FORMATS, OUTPUT_FORMATS
 from mpibench.progress import STATUS_INTERVAL_S
 
 
@@ -28,9 +30,11 @@ def _positive_seconds(text: str) -> float:
 
 
 def _load_config(args):
-    """A loader for rank 0: the config file (if any) with the CLI flags on top; (None, "") when resuming
-    with neither, so that the run's own configuration is used."""
+    """A loader for rank 0: the config file (if any) with the CLI flags on top, over the run's own
+    configuration when resuming."""
     def load():
+        from mpibench.run import stored_config
+
         text = ""
         if args.config:
             try:
@@ -38,11 +42,10 @@ def _load_config(args):
             except OSError as error:
                 raise ConfigError(f"cannot read config file {args.config}: {error.strerror}") from None
         overrides = {key: getattr(args, key, None) for key in OVERRIDES}
-        if args.resume and not args.config and all(v is None for k, v in overrides.items() if k != "kind"):
-            return None, ""
-        if overrides["kind"] == "bench" and overrides["repetitions"] is None:
+        base = stored_config(args.resume) if args.resume else None  # what is not given again stays the run's
+        if base is None and overrides["kind"] == "bench" and overrides["repetitions"] is None:
             overrides["repetitions"] = BENCH_REPETITIONS  # llama-bench's default
-        return build_config(text, overrides), text
+        return build_config(text, overrides, base), text
     return load
 
 
@@ -50,8 +53,8 @@ def cmd_run(args) -> int:
     from mpibench import run
 
     options = run.Options(force=args.force, draw_plots=not args.no_plots, report=not args.no_report,
-                          resume=args.resume, retry_failed=args.retry_failed, quiet=args.quiet,
-                          status_interval=args.status_interval)
+                          resume=args.resume, retry_failed=args.retry_failed, output_format=args.output_format,
+                          dry_run=args.dry_run, quiet=args.quiet, status_interval=args.status_interval)
     return run.sweep(_load_config(args), options)
 
 
@@ -102,7 +105,7 @@ def cmd_export(args) -> int:
     from mpibench.export import ExportError, export
 
     try:
-        return export(args.results, args.format, args.out, args.exclude_contended)
+        return export(args.results, args.format, args.out, args.force, args.rows, args.exclude_contended)
     except ExportError as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
@@ -118,8 +121,7 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from analysis.report import write_report
 
-    path = Path(args.results)
-    for written in write_report(path / "results.h5" if path.is_dir() else path, args.out, args.exclude_contended):
+    for written in write_report(Path(args.results), args.out, args.exclude_contended):
         print(written)
     return 0
 
@@ -139,8 +141,8 @@ def cmd_determinism(args) -> int:
 def cmd_rebuild(args) -> int:
     from mpibench.store.rundir import rebuild
 
-    path, recorded, total = rebuild(args.run_dir)
-    print(f"{path}: {recorded} of {total} tasks, rebuilt from the journal")
+    path, header, recorded = rebuild(args.run_dir)
+    print(f"{path}: {recorded} of {header['total_tasks']} tasks, rebuilt from the journal; status {header['status']}")
     return 0
 
 
@@ -158,15 +160,54 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _add_run_options(command: argparse.ArgumentParser, unit: str, *out: str) -> None:
-    """The options `run` and `bench` share: where the run goes, its time limit, resuming, what is written at the
-    end; `unit` is what the command runs ("task" or "test"), `out` the run directory option's flags."""
-    command.add_argument(*out, dest="out", help="run directory (default results/<run-id>)")
+class _ExampleFormatter(argparse.HelpFormatter):
+    """Wraps a description as usual, and keeps the lines of the example as they are."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _command(sub, name: str, help: str, example: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with an example."""
+    return sub.add_parser(name, help=help, epilog=f"example:\n  {example}", formatter_class=_ExampleFormatter,
+                          **kwargs)
+
+
+def _results_file(text: str) -> str:
+    """A results argument: a results.h5, or a run directory that holds one (read_results explains one that
+    does not)."""
+    from mpibench.store.hdf5 import results_file
+
+    return str(results_file(text)) if results_file(text).is_file() else text
+
+
+def _add_run_options(command: argparse.ArgumentParser, unit: str) -> None:
+    """The options `run` and `bench` share, in llama-bench's vocabulary where it has the option: models,
+    threads, repetitions, warmups, context, seed, the table printed at the end, where the run goes, its time
+    limit, resuming, a dry run, what is written at the end; `unit` is what the command runs ("task", "test")."""
+    command.add_argument("-m", "--model", "--models", dest="models",
+                         help="comma list of builtin names (" + ", ".join(BUILTIN_MODEL_NAMES) + ") or GGUF paths")
+    command.add_argument("-t", "--threads", help="thread counts: 1,2,4,8 or 1-8 or 1-16*2 (default: every count "
+                         "up to the cores)")
+    command.add_argument("-r", "--repetitions", type=int, help=f"repetitions per {unit} and thread count "
+                         f"(default {BENCH_REPETITIONS if unit == 'test' else 1})")
+    command.add_argument("--warmup", type=int, help=f"warmup runs per {unit} and thread count, recorded and never "
+                         f"in a statistic (default {1 if unit == 'test' else 0})")
+    command.add_argument("--ctx", dest="n_ctx", type=int, help="context size in tokens (default 2048)")
+    command.add_argument("--seed", type=int, help="sampling seed (default 42)")
+    command.add_argument("-o", "--output-format", choices=OUTPUT_FORMATS, default="md",
+                         help="the table of cells printed at the end, as llama-bench's -o (default md)")
+    command.add_argument("--out", dest="out", help="run directory (default results/<run-id>)")
     command.add_argument("--timeout", type=float, help=f"seconds a {unit} may take before its runner is killed "
                          f"(default: 30 min for a runner's first {unit}, then 10x what its last {unit} predicts)")
     command.add_argument("--force", action="store_true", help="replace a run already in --out")
-    command.add_argument("--resume", metavar="DIR", help=f"continue the run in DIR: skip the {unit}s it has done")
+    command.add_argument("--resume", metavar="DIR", help=f"continue the run in DIR: skip the {unit}s it has done "
+                         "(options given again must measure the same; --timeout may change)")
     command.add_argument("--retry-failed", action="store_true", help=f"with --resume: run failed {unit}s again")
+    command.add_argument("--dry-run", action="store_true", help=f"print the {unit}s, the nodes and cores and, "
+                         "from earlier runs of the same cells in the results folder, an estimate; run nothing")
     command.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
     command.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
     command.add_argument("--quiet", action="store_true", help="no progress on stderr (rank 0's)")
@@ -180,67 +221,70 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"mpibench {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a sweep (launch with mpirun -n N)")
+    run = _command(sub, "run", "run a sweep (launch with mpirun -n N)",
+                   "mpirun -n 3 mpibench run -m smollm2-135m --prompts pi,weather -t 1,2 -r 3 -n 64")
     run.add_argument("config", nargs="?", help="TOML configuration file (see launch/study.toml)")
-    run.add_argument("--models", help="comma list of builtin names (" + ", ".join(BUILTIN_MODEL_NAMES) + ") or GGUF paths")
-    run.add_argument("--threads", help="thread counts: 1,2,4,8 or 1-8 or 1-16*2 (default: every count up to the cores)")
     run.add_argument("--prompts", help="comma list of prompt ids (default: the five study queries)")
-    run.add_argument("--repetitions", type=int, help="repetitions per cell (default 1)")
-    run.add_argument("--max-tokens", type=int, help="tokens to generate at most per answer (default 128)")
-    run.add_argument("--seed", type=int, help="sampling seed (default 42)")
-    run.add_argument("--ctx", dest="n_ctx", type=int, help="context size in tokens (default 2048)")
-    _add_run_options(run, "task", "--out")
+    run.add_argument("-n", "--max-tokens", type=int, help="tokens to generate at most per answer (default 128; "
+                     "llama-cli's -n; in bench, -n is the exact length of a tgN test)")
+    _add_run_options(run, "task")
     run.set_defaults(func=cmd_run)
 
-    bench = sub.add_parser("bench", help="llama-bench's pp/tg tests under MPI (launch with mpirun -n N)",
-                           description="Each ppN test processes N synthetic prompt tokens in one batch; each tgN "
-                           "test generates N tokens one at a time; warmups are recorded and flagged.")
+    bench = _command(sub, "bench", "llama-bench's pp/tg tests under MPI (launch with mpirun -n N)",
+                     "mpirun -n 2 mpibench bench -m smollm2-135m -p 512 -n 128 -r 5 -t 1,2 -o csv",
+                     description="Each ppN test processes N synthetic prompt tokens in one batch; each tgN "
+                     "test generates N tokens one at a time; warmups are recorded and flagged.")
     bench.add_argument("config", nargs="?", help="TOML configuration file")
-    bench.add_argument("-m", "--model", dest="models", help="comma list of builtin names or GGUF paths")
     bench.add_argument("-p", "--n-prompt", dest="n_prompt", help="prompt sizes: 512 or 128,512 (0: no pp test; default 512)")
     bench.add_argument("-n", "--n-gen", dest="n_gen", help="generation lengths: 128 or 16,128 (0: no tg test; default 128)")
-    bench.add_argument("-r", "--repetitions", type=int, help=f"repetitions per test (default {BENCH_REPETITIONS})")
-    bench.add_argument("-t", "--threads", help="thread counts: 1,2,4 or 1-16 or 1-16*2 (default: every count up to the cores)")
-    bench.add_argument("--warmup", type=int, help="warmup runs per test and thread count (default 1)")
-    _add_run_options(bench, "test", "-o", "--out")
+    _add_run_options(bench, "test")
     bench.set_defaults(func=cmd_run, kind="bench")
 
-    show = sub.add_parser("show", help="print a results file as a table")
-    show.add_argument("results", help="results.h5")
+    show = _command(sub, "show", "print a results file as a table", "mpibench show results/<run-id>")
+    show.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     show.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="per-cell statistics as CSV, JSON or llama-bench's CSV")
-    export.add_argument("results", help="results.h5")
-    export.add_argument("--format", default="csv", help="csv (default), json, or llama-bench-csv (bench tests "
+    export = _command(sub, "export", "per-cell statistics (or with --rows every task) as CSV, JSON, JSON lines, "
+                      "Markdown or llama-bench's CSV",
+                      "mpibench export results/<run-id> --format csv --rows --out tasks.csv")
+    export.add_argument("results", type=_results_file, help="a run directory or its results.h5")
+    export.add_argument("--format", default="csv", choices=EXPORT_FORMATS,
+                        help="csv (default), json, jsonl, md (the show tables), or llama-bench-csv (bench tests "
                         "with llama-bench's columns, for llama.cpp's scripts)")
+    export.add_argument("--rows", action="store_true", help="one row per task (every repetition and warmup) with "
+                        "its run id, host, answer and scores, instead of one per cell (csv, json, jsonl)")
     export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
     export.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="write report.html and report.md: the study's answers, tables, "
-                            "figures, data quality and the run", description="Example: mpibench report "
-                            "results/<run-id> (the files land beside results.h5 unless --out is given)")
-    report.add_argument("results", help="a run directory or its results.h5")
+    report = _command(sub, "report", "write report.html and report.md: the study's answers, tables, "
+                      "figures, data quality and the run", "mpibench report results/<run-id>",
+                      description="The files land beside results.h5 unless --out is given.")
+    report.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     report.add_argument("--out", help="folder for the report and its figures (default: beside results.h5)")
     report.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     report.set_defaults(func=cmd_report)
 
-    plot = sub.add_parser("plot", help="draw the plots of a results file")
-    plot.add_argument("results", help="results.h5")
+    plot = _command(sub, "plot", "draw the plots of a results file", "mpibench plot results/<run-id> --out figures")
+    plot.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     plot.add_argument("--out", help="folder for the PNG files (default: plots/ beside the results)")
     plot.add_argument("--exclude-contended", action="store_true", help=EXCLUDE_HELP)
     plot.set_defaults(func=cmd_plot)
 
-    score = sub.add_parser("score", help="score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "
-                                         "without --scorer, print the scores")
-    score.add_argument("results", help="results.h5")
+    score = _command(sub, "score", "score the answers 1-10 (rubric, LLM judge under mpirun, human CSV); "
+                     "without --scorer, print the scores",
+                     "mpibench score results/<run-id> --scorer rubric\n  "
+                     "mpirun -n 2 mpibench score results/<run-id> --scorer judge --judge-model gemma3-270m --ctx 4096")
+    score.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     score.add_argument("--scorer", choices=("rubric", "judge", "human"), help="which scorer to run")
     score.add_argument("--rubrics", help="rubric: TOML file of rubrics per prompt id (default: the study's and the run's)")
     score.add_argument("--judge-model", help="judge: builtin name or GGUF path of the judge model")
     score.add_argument("--judge-threads", type=int, help="judge: threads per judge task (default 1)")
     score.add_argument("--judge-max-tokens", type=int, help="judge: tokens per judgement at most (default 256)")
-    score.add_argument("--judge-ctx", type=int, help="judge: context size in tokens (default 4096)")
+    score.add_argument("--ctx", "--judge-ctx", dest="judge_ctx", type=int,
+                       help="judge: context size in tokens (default 4096)")
     score.add_argument("--export", metavar="CSV", help="human: write the distinct answers to CSV for grading")
     score.add_argument("--blind", action="store_true", help="human: leave model and threads out of the export")
     score.add_argument("--force", action="store_true", help="human: replace an existing export CSV")
@@ -249,21 +293,22 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--no-plots", action="store_true", help="do not redraw the quality plots")
     score.set_defaults(func=cmd_score)
 
-    determinism = sub.add_parser("determinism", help="are greedy answers identical across thread counts?")
-    determinism.add_argument("results", help="results.h5")
+    determinism = _command(sub, "determinism", "are greedy answers identical across thread counts? (exit 1 when "
+                           "they differ)", "mpibench determinism results/<run-id> || echo answers differ")
+    determinism.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     determinism.set_defaults(func=cmd_determinism)
 
-    rebuild = sub.add_parser("rebuild", help="write results.h5 again from a run directory's journal")
+    rebuild = _command(sub, "rebuild", "write results.h5 again from a run directory's journal",
+                       "mpibench rebuild results/<run-id>")
     rebuild.add_argument("run_dir", help="the run directory (holding run.json and journal.jsonl)")
     rebuild.set_defaults(func=cmd_rebuild)
 
-    doctor = sub.add_parser("doctor", help="check the launch, each node's llama.cpp build against its CPU, and an "
-                            "engine preflight (launch with mpirun -n N to check every node)",
-                            description="Prints a verdict and the fix for each problem; exits 1 when a check "
-                            "failed. Example: mpirun -n 2 mpibench doctor")
+    doctor = _command(sub, "doctor", "check the launch, each node's llama.cpp build against its CPU, and an "
+                      "engine preflight (launch with mpirun -n N to check every node)", "mpirun -n 2 mpibench doctor",
+                      description="Prints a verdict and the fix for each problem; exits 1 when a check failed.")
     doctor.set_defaults(func=cmd_doctor)
 
-    models = sub.add_parser("models", help="list the builtin models")
+    models = _command(sub, "models", "list the builtin models", "mpibench models")
     models.set_defaults(func=cmd_models)
     return top
 
@@ -282,3 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mpibench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (show ... | head -1): stop quietly, as any writer to a pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + 13  # as a process killed by SIGPIPE

@@ -87,7 +87,9 @@ def parse_int_list(text: str, what: str, allow_zero: bool = False) -> tuple[int,
         first, last, factor = int(match[1]), int(match[2] or match[1]), int(match[3] or 0)
         if last < first:
             raise ConfigError(f"{what}: range '{part}' ends before it starts")
-        if factor == 1 or (factor and first == 0):
+        if match[3] is not None and factor < 2:
+            raise ConfigError(f"{what}: the factor of '{part}' must be 2 or more (1-16*2 is 1,2,4,8,16)")
+        if factor and first == 0:
             raise ConfigError(f"{what}: '{part}' never ends")
         if first == 0 and not allow_zero:
             raise ConfigError(f"{what}: every value must be a positive integer, got 0")
@@ -193,15 +195,17 @@ def _models(entries) -> tuple[ModelSpec, ...]:
     return models
 
 
-def build_config(toml_text: str | None = None, overrides: dict | None = None) -> SweepConfig:
-    """Validate a TOML text and CLI overrides (CLI wins) into a SweepConfig."""
+def build_config(toml_text: str | None = None, overrides: dict | None = None,
+                 base: SweepConfig | None = None) -> SweepConfig:
+    """Validate a TOML text and CLI overrides (CLI wins) into a SweepConfig; what neither sets keeps `base`'s
+    value (a resumed run's own configuration), or the default."""
     try:
         data = tomllib.loads(toml_text) if toml_text else {}
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"the configuration is not valid TOML: {error}") from None
     _check_keys(data, TOP_LEVEL_KEYS, "the configuration")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    config = SweepConfig()
+    config = base or SweepConfig()
     if "models" in data:
         config = replace(config, models=_models(data["models"]))
     if "prompts" in data:

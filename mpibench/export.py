@@ -1,7 +1,8 @@
-"""`mpibench export`: per-cell statistics of a results file as CSV or JSON, or as llama-bench's CSV.
+"""`mpibench export`: per-cell statistics of a results file as CSV, JSON, JSON lines or Markdown, or as
+llama-bench's CSV; with --rows, one row per task instead (mpibench.results.rows).
 
-csv / json: one row (object) per cell with every statistic of every metric (mpibench.stats); the raw
-samples stay in the HDF5 file. llama-bench-csv: the header llama-bench prints with `-o csv` (the
+csv / json / jsonl: one row (object, line) per cell with every statistic of every metric (mpibench.stats);
+the raw samples stay in the HDF5 file. md: the tables of `mpibench show` as Markdown. llama-bench-csv: the header llama-bench prints with `-o csv` (the
 llama.cpp vendored in llama-cpp-python 0.3.36, tools/llama-bench/llama-bench.cpp) and one row per bench
 cell, so llama.cpp's scripts (compare-llama-bench.py) read it; query cells have no llama-bench test and
 are left out.
@@ -18,11 +19,13 @@ import time
 from pathlib import Path
 
 from mpibench.config import bench_test_sizes
+from mpibench.formats import EXPORT_FORMATS as FORMATS, ROW_FORMATS
+from mpibench.results import ROW_DEFINITIONS, rows
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
-from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup
+from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup, report
 
-FORMATS = ("csv", "json", "llama-bench-csv")
+
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
 CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "contended",
                 "main_metric", "cv_warning")
@@ -108,17 +111,40 @@ def to_csv(all_cells: list[Cell]) -> str:
     return out.getvalue()
 
 
-def to_json(results: Results, all_cells: list[Cell]) -> str:
-    """The run's identity and software, the definitions, and one object per cell (NaN written as null)."""
+def _cell_object(cell: Cell) -> dict:
+    return dict(_cell_fields(cell), metrics={m: {k: _number(v) for k, v in _metric_stats(cell, m).items()}
+                                             for m in CELL_METRICS})
+
+
+def _document(results: Results, definitions: dict, key: str, items: list[dict]) -> str:
+    """The run's identity and software, the definitions, and the items (NaN written as null)."""
     document = {
         "run_id": results.attrs.get("run_id"), "schema_version": results.attrs.get("schema_version"),
         "software": json.loads(results.attrs.get("software_json", "{}")),
         "mpi_library_version": results.attrs.get("mpi_library_version"), "hosts": results.hosts,
-        "definitions": DEFINITIONS,
-        "cells": [dict(_cell_fields(c), metrics={m: {k: _number(v) for k, v in _metric_stats(c, m).items()}
-                                                 for m in CELL_METRICS}) for c in all_cells],
+        "definitions": definitions, key: items,
     }
     return json.dumps(document, indent=1, allow_nan=False) + "\n"
+
+
+def to_json(results: Results, all_cells: list[Cell]) -> str:
+    """The run's identity and software, the definitions, and one object per cell."""
+    return _document(results, DEFINITIONS, "cells", [_cell_object(c) for c in all_cells])
+
+
+def to_jsonl(items: list[dict]) -> str:
+    """One JSON object a line (llama-bench's -o jsonl), NaN written as null."""
+    return "".join(json.dumps({k: _number(v) for k, v in item.items()}, allow_nan=False) + "\n" for item in items)
+
+
+def rows_csv(table: list[dict]) -> str:
+    """One CSV row per task; NaN as an empty field."""
+    out = io.StringIO()
+    if table:
+        writer = csv.DictWriter(out, fieldnames=list(table[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if _number(v) is None else v for k, v in row.items()} for row in table)
+    return out.getvalue()
 
 
 def _stdev(values: list[float]) -> float:
@@ -172,10 +198,33 @@ def _size_label(parameters: int) -> str:
     return f"{parameters / 1e6:.0f}M" if parameters else "?B"
 
 
-def export(path: str, fmt: str, out: str | None, exclude_contended: bool = False) -> int:
-    """Write `path`'s cells in `fmt` to `out` (stdout when None); notes go to stderr."""
+def render(results: Results, fmt: str, per_task: bool = False) -> str:
+    """The results in `fmt` (one of FORMATS): per cell, or with `per_task` per task (ROW_FORMATS)."""
+    if per_task:
+        table = rows(results, token_times=fmt != "csv")  # a list of token times does not fit a CSV field
+        if fmt == "csv":
+            return rows_csv(table)
+        items = [{k: _number(v) for k, v in row.items()} for row in table]
+        return to_jsonl(table) if fmt == "jsonl" else _document(results, ROW_DEFINITIONS, "rows", items)
+    all_cells = cells(results.results)
+    if fmt == "md":
+        return report(all_cells, markdown=True) + "\n"
+    if fmt == "jsonl":
+        return to_jsonl([dict(_cell_fields(c), **{f"{m}_{k}": v for m in CELL_METRICS
+                                                 for k, v in _metric_stats(c, m).items()}) for c in all_cells])
+    return to_csv(all_cells) if fmt == "csv" else to_json(results, all_cells)
+
+
+def export(path: str, fmt: str, out: str | None, force: bool = False, per_task: bool = False,
+           exclude_contended: bool = False) -> int:
+    """Write `path`'s cells (or with `per_task` its tasks) in `fmt` to `out` (stdout when None), replacing an
+    existing `out` only with `force`; notes go to stderr. `exclude_contended` leaves contended runs out."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if per_task and fmt not in ROW_FORMATS:
+        raise ExportError(f"--rows writes {', '.join(ROW_FORMATS)}, not {fmt}")
+    if out is not None and Path(out).exists() and not force:
+        raise ExportError(f"{out} exists; pass --force to replace it, or choose another --out")
     results = read_results(path, exclude_contended)
     if fmt == "llama-bench-csv":
         text, skipped = to_llama_bench_csv(results)
@@ -185,8 +234,7 @@ def export(path: str, fmt: str, out: str | None, exclude_contended: bool = False
         if skipped:
             print(f"mpibench: {skipped} query cells left out (llama-bench has no such test)", file=sys.stderr)
     else:
-        all_cells = cells(results.results)
-        text = to_csv(all_cells) if fmt == "csv" else to_json(results, all_cells)
+        text = render(results, fmt, per_task)
     if out is None:
         sys.stdout.write(text)
         return 0

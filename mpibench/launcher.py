@@ -7,6 +7,7 @@ jobs, each believing it is alone; the launcher's own variables still say N.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
@@ -20,6 +21,13 @@ RECORDED_PREFIXES = (
     "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "OMPI_MCA_hwloc", "OMPI_MCA_rmaps",
     "PRTE_MCA_hwloc", "PRTE_MCA_rmaps", "PMI_SIZE", "PMIX_SIZE", "HYDRA_", "MPIBENCH_LAUNCH",
 )
+
+
+# The launch scripts' own command lines, to start `mpibench run ARGS` again as they did (they run `run` only;
+# a bench run resumes through `run --resume` too, since a resumed run keeps its own kind).
+RELAUNCH = {"launch/slurm.sbatch": "sbatch launch/slurm.sbatch {args}",
+            "launch/pbs.qsub": "qsub -v MPIBENCH_ARGS={args} launch/pbs.qsub",
+            "launch/mpirun.sh": "bash launch/mpirun.sh {args}"}
 
 
 class LaunchError(Exception):
@@ -58,3 +66,13 @@ def check_world_size(size: int, environ: Mapping[str, str] = os.environ) -> None
 def launch_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The launcher's variables that say how this job was laid out and bound, for the run's metadata."""
     return {k: v for k, v in sorted(environ.items()) if k.startswith(RECORDED_PREFIXES)}
+
+
+def relaunch_command(world_size: int, command: str, args: list[str], environ: Mapping[str, str] = os.environ) -> str:
+    """`mpibench COMMAND ARGS` launched as this job was: through the launch script that started it, under
+    `mpiexec -n N` for N ranks, or alone."""
+    script = environ.get("MPIBENCH_LAUNCH_SCRIPT", "")
+    if script in RELAUNCH:
+        return RELAUNCH[script].format(args=shlex.quote(shlex.join(args)) if "qsub" in script else shlex.join(args))
+    launch = f"mpiexec -n {world_size} " if world_size > 1 else ""
+    return f"{launch}mpibench {command} {shlex.join(args)}"

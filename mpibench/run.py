@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,10 +34,12 @@ from mpibench.protocol import OK, Job, Request, result_row
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.signals import Interrupted, raise_on_interrupt
 from mpibench.store import rundir
+from mpibench.table import counted
 from mpibench.tasks import Task, expand
 from mpibench.worker import Worker
 
 DRAIN_S = 2.0  # after an interrupt, how long rank 0 keeps results already on their way
+REASON_CHARS = 300  # of a failure's error, what the end of a run shows
 LAUNCH_CHECKED = ("mpi_library_version", "software")  # a resuming launch that differs here is warned about
 
 
@@ -53,6 +56,8 @@ class Options:
     report: bool = True
     resume: str | None = None
     retry_failed: bool = False
+    output_format: str | None = None  # the cell table printed to stdout at the end (export's formats); None: none
+    dry_run: bool = False  # print the plan and an estimate, measure and write nothing
     quiet: bool = False  # no progress on rank 0's stderr
     status_interval: float = STATUS_INTERVAL_S  # seconds between status lines off a terminal
 
@@ -74,9 +79,9 @@ def guarded(job: Callable[[], int]) -> int:
         raise
 
 
-def sweep(load_config: Callable[[], tuple[SweepConfig | None, str]], options: Options,
+def sweep(load_config: Callable[[], tuple[SweepConfig, str]], options: Options,
           finish: Callable[[Path, int], int] | None = None) -> int:
-    """Every rank of a sweep job. Rank 0 gets (config or None, its TOML text) from `load_config`, runs the
+    """Every rank of a sweep job. Rank 0 gets (config, its TOML text) from `load_config`, runs the
     sweep and then `finish(run_dir, exit code)` when given; the other ranks serve it."""
     return guarded(lambda: _split(lambda comm, facts: _coordinate_sweep(comm, facts, load_config, options, finish)))
 
@@ -105,6 +110,12 @@ def _split(rank0: Callable) -> int:
 def _coordinate_sweep(comm, facts, load_config, options: Options, finish) -> int:
     config, config_toml = load_config()
     plan = Plan.make(comm.size, facts, config, config_toml, options)
+    if options.dry_run:
+        print(plan.dry_run())
+        transport = mpi.MpiTransport(comm)
+        for rank in range(1, comm.size):
+            transport.stop(rank, 0)
+        return 0
     return coordinate_run(comm, plan, options, finish)
 
 
@@ -124,7 +135,7 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     except Interrupted as interrupt:
         stop_code = 128 + interrupt.signum
         kept = drain(transport, lambda r: journal.append(result_row(r)), DRAIN_S) if not local_worker else 0
-        say(f"{interrupt}: stopping; kept {kept} results in flight. Continue with: {plan.resume_command}")
+        say(f"{interrupt}: stopping; kept {kept} results in flight. Continue with: {plan.resume_command()}")
     finally:
         used = resource.getrusage(resource.RUSAGE_SELF)
         header.update(finished=timestamp(), wall_s=time.monotonic() - wall,
@@ -142,7 +153,7 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     failed = plan.conclude(records, options, stop_code)
     if lost:
         say(f"error: worker ranks {', '.join(map(str, lost))} stopped answering; their tasks in flight are recorded "
-            f"as failed. Retry them with: {plan.resume_command} --retry-failed")
+            f"as failed. Retry them with: {plan.resume_command('--retry-failed')}")
         mpi.abort(comm, 1)  # a silent rank cannot take part in a clean MPI shutdown
     code = stop_code or (1 if failed else 0)
     return finish(plan.run_dir, code) if finish and not stop_code else code
@@ -159,9 +170,10 @@ class Plan:
     run_dir: Path
     header: dict
     skipped: int
+    world_size: int
 
     @classmethod
-    def make(cls, world_size: int, facts: list[dict], config: SweepConfig | None, config_toml: str,
+    def make(cls, world_size: int, facts: list[dict], config: SweepConfig, config_toml: str,
              options: Options) -> Plan:
         place = placement(facts)
         old_header, previous = rundir.read_run(options.resume) if options.resume else (None, [])
@@ -172,7 +184,7 @@ class Plan:
         else:
             threads = choose_threads(config, place)
         for line in describe(place):
-            say(line)
+            say(line)  # a dry run says it too: it is what the run would use
         for line in fit_warnings(threads, place):
             say(f"warning: {line}")
         models = {m.name: inspect_model(m) for m in config.models}
@@ -183,27 +195,42 @@ class Plan:
             done = {r["task_id"] for r in previous if r["status"] == OK or not options.retry_failed}
         else:
             run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
-            run_dir, done = rundir.create(Path(config.out or f"results/{run_id}"), options.force), set()
+            run_dir, done = Path(config.out or f"results/{run_id}"), set()
+            if options.dry_run:
+                rundir.check_new(run_dir, options.force)  # what the run would refuse, a dry run refuses
+            else:
+                rundir.create(run_dir, options.force)
             header = new_header(run_id, config, config_toml, threads, len(all_tasks), models, this_launch)
-        rundir.write_header(run_dir, header)
-        plan = cls(config, place, models, [t for t in all_tasks if t.id not in done], run_dir, header,
-                   len(all_tasks) - len([t for t in all_tasks if t.id not in done]))
-        plan.announce(world_size, threads)
+        if not options.dry_run:
+            rundir.write_header(run_dir, header)
+        todo = [t for t in all_tasks if t.id not in done]
+        plan = cls(config, place, models, todo, run_dir, header, len(all_tasks) - len(todo), world_size)
+        say(plan.summary(threads, "would run" if options.dry_run else "run"))
         return plan
 
-    @property
-    def resume_command(self) -> str:
-        command = "mpibench bench" if self.config.kind == "bench" else "mpibench run"
-        return f"{command} --resume {self.run_dir}"
+    def resume_command(self, *extra: str) -> str:
+        """The command that continues this run, launched as this launch was."""
+        return launcher.relaunch_command(self.world_size, "bench" if self.config.kind == "bench" else "run",
+                                         ["--resume", str(self.run_dir), *extra])
 
-    def announce(self, world_size: int, threads) -> None:
+    def summary(self, threads, verb: str) -> str:
         config = self.config
         skipped = f", {self.skipped} already done" if self.skipped else ""
-        items = f"tests {','.join(bench_tests(config))}" if config.kind == "bench" else f"{len(config.prompts)} prompts"
-        warmups = f" + {warmup_runs(config)} warmups" if warmup_runs(config) else ""
-        say(f"run {self.header['run_id']}: {len(self.tasks)} tasks{skipped} ({len(self.models)} models x {items} x "
-            f"threads {','.join(map(str, threads))} x {config.repetitions} reps{warmups}) on {world_size} ranks "
-            f"-> {self.run_dir}")
+        items = f"tests {','.join(bench_tests(config))}" if config.kind == "bench" else \
+            counted(len(config.prompts), "prompt")
+        warmups = f" + {counted(warmup_runs(config), 'warmup')}" if warmup_runs(config) else ""
+        return (f"{verb} {self.header['run_id']}: {counted(len(self.tasks), 'task')}{skipped} "
+                f"({counted(len(self.models), 'model')} x {items} x threads {','.join(map(str, threads))} x "
+                f"{counted(config.repetitions, 'rep')}{warmups}) on {counted(self.world_size, 'rank')} -> {self.run_dir}")
+
+    def dry_run(self) -> str:
+        """What a run would do: its cells and an estimate of its duration from earlier runs in its results folder."""
+        from mpibench.estimate import dry_run_lines, history
+
+        folder = self.run_dir.parent
+        past = history(rundir.previous_runs(folder))
+        nodes = len(set(self.place.worker_nodes.values()))
+        return "\n".join(dry_run_lines(self.config, self.models, self.tasks, nodes, past, folder))
 
     def job(self, assignment: Assignment) -> Job:
         task, model = assignment.task, self.models[assignment.task.model]
@@ -211,13 +238,22 @@ class Plan:
                    self.config.n_ctx, self.config.seed, self.config.timeout)
 
     def conclude(self, records: list[dict], options: Options, stop_code: int) -> int:
-        """Say how the run went, draw the report (or plots) when asked; returns the tasks not ok."""
+        """Say how the run went and why tasks failed (each reason counted), print the cell table and draw the
+        report (or plots) when asked; returns the tasks not ok."""
         failed = sum(r["status"] != OK for r in records)
         header = self.header
-        say(f"{len(records) - failed} tasks ok, {failed} failed or not run; rank 0 used "
+        say(f"{counted(len(records) - failed, 'task')} ok, {failed} failed or not run; rank 0 used "
             f"{header['coordinator_cpu_s']:.2f} s CPU in {header['wall_s']:.1f} s wall "
             f"({100 * header['coordinator_cpu_s'] / max(header['wall_s'], 1e-9):.1f} %)")
+        for (status, reason), n in failure_reasons(records).most_common():
+            say(f"  {counted(n, 'task')} {status}: {reason}")
         results = self.run_dir / rundir.RESULTS_FILE
+        if options.output_format and len(records) > failed:
+            from mpibench.export import render
+            from mpibench.store.hdf5 import read_results
+
+            sys.stdout.write(render(read_results(results), options.output_format))
+            sys.stdout.flush()
         if options.draw_plots and self.config.plots and not stop_code and len(records) > failed:
             if options.report:  # the report draws the plots it shows
                 from analysis.report import write_report
@@ -233,6 +269,12 @@ class Plan:
         return failed
 
 
+def failure_reasons(records: list[dict]) -> Counter:
+    """(status, reason) -> how many tasks ended so; the reason is the error's first line, shortened."""
+    return Counter((r["status"], (r["error"].strip().splitlines() or ["no reason recorded"])[0][:REASON_CHARS])
+                   for r in records if r["status"] != OK)
+
+
 def task_request(config: SweepConfig, task: Task) -> Request:
     """What the runner is asked to do for a task."""
     if task.kind == "bench":
@@ -242,11 +284,15 @@ def task_request(config: SweepConfig, task: Task) -> Request:
     return Request("query", prompt, config.max_tokens)
 
 
-def resumed_config(run_dir: Path, header: dict, given: SweepConfig | None) -> SweepConfig:
-    """The run's own configuration; one given again must measure the same (its output may differ)."""
+def stored_config(run_dir: str | Path) -> SweepConfig:
+    """The configuration a run directory was run with: what the flags given with --resume change."""
+    return config_from_json(rundir.read_header(run_dir)["config_json"])
+
+
+def resumed_config(run_dir: Path, header: dict, given: SweepConfig) -> SweepConfig:
+    """The run's configuration as given again (the stored one with the flags given on top): it must measure
+    the same (its time limit and output may differ)."""
     stored = config_from_json(header["config_json"])
-    if given is None:
-        return replace(stored, out=str(run_dir))
     if given.hash() != header["config_hash"]:
         keys = ", ".join(differing_keys(stored, given))
         raise rundir.RunDirError(f"{run_dir} was run with a different configuration ({keys} differ); resume with "

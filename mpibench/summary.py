@@ -238,7 +238,7 @@ def _counts(c: Cell) -> tuple[str, str, str, str]:
     return (str(c.threads), str(c.stats[c.main_metric].n), str(c.failed), str(c.warmups))
 
 
-def format_table(all_cells: list[Cell]) -> str:
+def format_table(all_cells: list[Cell], markdown: bool = False) -> str:
     """The query cells: e2e time with its 95 % CI and CV, decode speed with its CV, TTFT, tokens, speedup."""
     speedup = speedups(all_cells)
     header = ("model", "prompt", "threads", "n", "failed", "warmups", "e2e s", "e2e 95% CI", "CV%",
@@ -247,10 +247,10 @@ def format_table(all_cells: list[Cell]) -> str:
              format_cv(c.stats["e2e_s"]), format_number(c.medians["decode_tok_s"], 1), format_cv(c.stats["decode_tok_s"]),
              format_number(c.medians["ttft_s"]), format_number(c.medians["generated_tokens"], 0),
              format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
-    return "\n".join(table_lines([header, *rows]))
+    return "\n".join(table_lines([header, *rows], markdown=markdown))
 
 
-def format_bench_table(all_cells: list[Cell]) -> str:
+def format_bench_table(all_cells: list[Cell], markdown: bool = False) -> str:
     """The bench cells as llama-bench reports them: tokens/s of each test with its 95 % CI and CV."""
     speedup = speedups(all_cells)
     header = ("model", "test", "threads", "n", "failed", "warmups", "t/s", "t/s 95% CI", "CV%", "time s", "CV%",
@@ -258,7 +258,7 @@ def format_bench_table(all_cells: list[Cell]) -> str:
     rows = [(c.series, c.prompt_id, *_counts(c), format_number(c.medians[c.rate_metric], 1), format_ci(c.stats[c.rate_metric], 1),
              format_cv(c.stats[c.rate_metric]), format_number(c.medians["e2e_s"]), format_cv(c.stats["e2e_s"]),
              format_number(speedup[(c.series, c.prompt_id, c.threads)], 2)) for c in all_cells]
-    return "\n".join(table_lines([header, *rows]))
+    return "\n".join(table_lines([header, *rows], markdown=markdown))
 
 
 def warnings(all_cells: list[Cell], limit: float = CV_LIMIT) -> list[str]:
@@ -291,17 +291,19 @@ def contention_warnings(all_cells: list[Cell]) -> list[str]:
             "leave them out with --exclude-contended" for c in all_cells if c.contended]
 
 
-def report(all_cells: list[Cell]) -> str:
-    """The tables of `mpibench show` (bench tests, then queries), their notes, CV warnings and outliers."""
+def report(all_cells: list[Cell], markdown: bool = False) -> str:
+    """The tables of `mpibench show` (bench tests, then queries; as Markdown tables with `markdown`), their
+    notes, contention and CV warnings and outliers."""
     parts = []
     bench = [c for c in all_cells if c.kind == "bench"]
     query = [c for c in all_cells if c.kind != "bench"]
+    gap = "\n\n" if markdown else "\n"  # Markdown needs a blank line before a table
     if bench:
         parts.append("bench tests (llama-bench's pp/tg): median tokens/s; speedup = time at the fewest threads "
-                     "/ time here\n" + format_bench_table(bench))
+                     "/ time here" + gap + format_bench_table(bench, markdown))
     if query:
-        parts.append("queries: median per cell; speedup = e2e at the fewest threads / e2e here\n"
-                     + format_table(query))
+        parts.append("queries: median per cell; speedup = e2e at the fewest threads / e2e here" + gap
+                     + format_table(query, markdown))
     notes = ["n = successful measured runs (warmups, failures excluded); CI = 95 % confidence interval of the "
              "median; CV = stdev / mean"]
     apart = sorted({c.model for c in all_cells if c.apart})
@@ -310,4 +312,4 @@ def report(all_cells: list[Cell]) -> str:
     if any(0 < c.stats[c.main_metric].ci_level < 0.95 for c in all_cells):
         notes.append("* n < 6: the interval is [min, max], covering the median with less than 95 % "
                      "(93.8 % at n=5, 87.5 % at n=4, 75 % at n=3)")
-    return "\n\n".join(parts) + "\n" + "\n".join(notes + contention_warnings(all_cells) + warnings(all_cells))
+    return "\n\n".join(parts) + gap + "\n".join(notes + contention_warnings(all_cells) + warnings(all_cells))

@@ -40,7 +40,7 @@ def test_bad_bench_settings_are_explained(overrides, message):
 @pytest.mark.integration
 def test_bench_runs_pp_and_tg_under_mpiexec(tmp_path):
     out = tmp_path / "run"
-    proc = mpibench(2, "bench", "-m", "smollm2-135m", "-p", "32", "-n", "8", "-r", "2", "-t", "1,2", "-o", str(out),
+    proc = mpibench(2, "bench", "-m", "smollm2-135m", "-p", "32", "-n", "8", "-r", "2", "-t", "1,2", "--out", str(out),
                     "--no-plots")
     assert proc.returncode == 0, proc.stderr
     rows = read_results(out / "results.h5").results

@@ -44,6 +44,8 @@ text = "What is the capital of France?"
     ("threads = []", {}, "non-empty"),
     ("", {"threads": "4-2"}, "ends before it starts"),
     ("", {"threads": "two"}, "not a number"),
+    ("", {"threads": "1-2*0"}, "the factor of '1-2*0' must be 2 or more"),
+    ("", {"threads": "1-8*1"}, "the factor of '1-8*1' must be 2 or more"),
     ("prompts = []", {}, "prompt list is empty"),
     ("", {"prompts": "pie"}, "Did you mean 'pi'"),
     ("models = []", {}, "model list is empty"),
@@ -73,3 +75,10 @@ def test_int_lists_and_default_thread_counts():
     assert default_thread_counts(6) == (1, 2, 3, 4, 5, 6)
     assert default_thread_counts(16) == (1, 2, 4, 8, 16)
     assert default_thread_counts(12) == (1, 2, 4, 8, 12)
+
+
+def test_a_base_configuration_keeps_what_the_flags_do_not_give():
+    stored = build_config("", {"prompts": "pi", "threads": "1,2", "max_tokens": 9, "repetitions": 3})
+    resumed = build_config("", {"timeout": 100.0}, base=stored)
+    assert resumed.hash() == stored.hash() and resumed.timeout == 100.0 and resumed.max_tokens == 9
+    assert build_config("", {"max_tokens": 4}, base=stored).hash() != stored.hash()

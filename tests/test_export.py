@@ -107,7 +107,7 @@ def test_csv_and_json_give_every_statistic_per_cell(bench_file, tmp_path, capsys
 @pytest.mark.parametrize("make, argv, message", [
     (None, ["missing.h5"], "no such file"),
     ("newer", ["{f}"], "newer than this mpibench reads"),
-    ("bench", ["{f}", "--format", "xlsx"], "unknown format 'xlsx'"),
+    ("bench", ["{f}", "--format", "md", "--rows"], "--rows writes csv, json, jsonl, not md"),
     ("bench", ["{f}", "--out", "{d}/no/such/dir/x.csv"], "cannot write"),
     ("query", ["{f}", "--format", "llama-bench-csv"], "no bench test"),
     ("empty", ["{f}"], "not a complete results file"),
@@ -127,6 +127,34 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make, argv, message)
     argv = [a.format(f=path, d=tmp_path) for a in argv]
     code, out, err = run_cli(capsys, "export", *argv)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_format_is_refused_by_the_parser_with_the_choices(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["export", "results.h5", "--format", "xlsx"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'xlsx' (choose from 'csv', 'json', 'jsonl', 'md', 'llama-bench-csv')" in capsys.readouterr().err
+
+
+def test_export_never_replaces_a_file_without_force(bench_file, tmp_path, capsys):
+    out = tmp_path / "cells.csv"
+    out.write_text("kept\n")
+    code, stdout, err = run_cli(capsys, "export", str(bench_file), "--out", str(out))
+    assert code == 2 and stdout == "" and f"{out} exists; pass --force" in err and len(err.splitlines()) == 1
+    assert out.read_text() == "kept\n"
+    assert run_cli(capsys, "export", str(bench_file), "--out", str(out), "--force")[0] == 0
+    assert out.read_text().startswith("kind,model,prompt_id,threads")
+
+
+def test_jsonl_and_md_give_the_cells_one_a_line_and_as_markdown_tables(bench_file, capsys):
+    code, out, _ = run_cli(capsys, "export", str(bench_file), "--format", "jsonl")
+    cells = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [(c["prompt_id"], c["threads"]) for c in cells] == [("pp64", 1), ("tg16", 1), ("tg16", 2)]
+    assert cells[1]["decode_tok_s_median"] == 40.0 and cells[1]["decode_tok_s_outliers"] == [6]
+    code, out, _ = run_cli(capsys, "export", str(bench_file), "--format", "md")
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert code == 0 and table[0].startswith("| model | test | threads |") and table[1].startswith("| --- | --- | ---: |")
+    assert len(table) == 2 + 3 and "\n\n| model" in out  # a blank line before the table, as Markdown needs
 
 
 def _drop_columns(f: h5py.File, name: str, columns: set[str]) -> None:

@@ -94,7 +94,7 @@ def test_sigterm_flushes_and_leaves_a_resumable_run(tmp_path):
         os.kill(worker["pid"], signal.SIGTERM)
     _, stderr = job.communicate(timeout=120)
     assert job.returncode == 128 + signal.SIGTERM, stderr
-    assert f"--resume {out}" in stderr
+    assert f"Continue with: mpiexec -n 3 mpibench run --resume {out}\n" in stderr  # launched as it was
     partial = read_results(out / "results.h5")
     assert partial.attrs["status"] == "interrupted"
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
@@ -111,7 +111,10 @@ def test_a_torn_journal_line_is_ignored_with_a_warning(tmp_path):
     journal.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
     rebuilt = mpibench(None, "rebuild", str(out), timeout=300)
     assert rebuilt.returncode == 0 and "torn last line" in rebuilt.stderr
-    assert len(read_results(out / "results.h5").results) == len(lines) - 1
+    assert rebuilt.stdout.endswith(f"{len(lines) - 1} of {len(lines)} tasks, rebuilt from the journal; "
+                                   "status interrupted\n")  # not "complete": a task is missing
+    torn = read_results(out / "results.h5")
+    assert len(torn.results) == len(lines) - 1 and torn.attrs["status"] == "interrupted"
     proc = mpibench(2, "run", "--resume", str(out))
     assert proc.returncode == 0, proc.stderr
     assert len(read_results(out / "results.h5").results) == len(lines)
@@ -150,6 +153,12 @@ def test_a_model_that_cannot_load_fails_its_tasks_once(tmp_path):
     assert len(cut) == 4 and all(r["status"] == "failed" for r in cut)
     assert sum(r["error"].startswith("model failed to load") for r in cut) == 1  # loaded once, not per task
     assert all("not run: model failed to load" in r["error"] for r in cut if r["rank"] == -1)
+    # llama.cpp's own reason, from the runner's stderr, is stored with every task and counted at the end
+    reason = "llama_model_load: error loading model: tensor 'blk.12.ffn_up.weight' data is not within the file bounds"
+    assert all(reason in r["error"] for r in cut)
+    assert f"mpibench:   1 task failed: model failed to load: llama.cpp could not load {model}: {reason}" in proc.stderr
+    assert f"mpibench:   3 tasks failed: not run: model failed to load: llama.cpp could not load {model}: " \
+           f"{reason}" in proc.stderr
     assert all(r["status"] == "ok" for r in rows if r["model"] == "smollm2-135m")
 
 

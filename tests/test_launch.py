@@ -15,7 +15,7 @@ import pytest
 
 import mpi_venvs
 from helpers import mpi_env
-from mpibench.launcher import LaunchError, check_library, check_world_size, launch_environment
+from mpibench.launcher import LaunchError, check_library, check_world_size, launch_environment, relaunch_command
 
 ROOT = mpi_venvs.ROOT
 PYTHON = f"{ROOT}/.venv/bin/python"  # the scripts' default venv
@@ -35,6 +35,17 @@ def test_open_mpi_mpirun_with_another_mpi_is_refused_before_mpi_starts():
     check_library("MPICH Version:      5.0.2\n", {"PMI_SIZE": "2"})
     with pytest.raises(LaunchError, match="mpi4py loads MPICH Version: 5.0.2; use the mpirun"):
         check_library("MPICH Version:      5.0.2\n", {"OMPI_COMM_WORLD_SIZE": "2"})
+
+
+def test_the_resume_command_is_launched_as_the_run_was():
+    args = ["--resume", "results/my run"]
+    assert relaunch_command(3, "run", args, {}) == "mpiexec -n 3 mpibench run --resume 'results/my run'"
+    assert relaunch_command(1, "bench", args, {}) == "mpibench bench --resume 'results/my run'"
+    slurm = {"MPIBENCH_LAUNCH_SCRIPT": "launch/slurm.sbatch", "SLURM_JOB_ID": "7"}
+    assert relaunch_command(4, "run", args, slurm) == "sbatch launch/slurm.sbatch --resume 'results/my run'"
+    pbs = {"MPIBENCH_LAUNCH_SCRIPT": "launch/pbs.qsub"}
+    assert relaunch_command(4, "run", ["--resume", "results/r1", "--retry-failed"], pbs) == \
+        "qsub -v MPIBENCH_ARGS='--resume results/r1 --retry-failed' launch/pbs.qsub"
 
 
 def test_the_launch_environment_keeps_layout_and_binding_only():

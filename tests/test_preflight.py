@@ -90,7 +90,7 @@ def bench(tmp_path: Path, fault: str, ranks: int = 2) -> tuple[subprocess.Comple
     if fault:
         env[preflight.FAULT_ENV] = fault
     return mpibench(ranks, "bench", "-m", "smollm2-135m", "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--warmup", "0",
-                    "--no-plots", "-o", str(out), timeout=300, env=env), out
+                    "--no-plots", "--out", str(out), timeout=300, env=env), out
 
 
 @pytest.mark.integration

@@ -63,10 +63,14 @@ def test_determinism_finds_where_answers_diverge(tmp_path):
 def test_determinism_command(tmp_path, capsys):
     path = make_run(tmp_path / "run", [("small", "pi", 1, "Pi is 3.14."), ("small", "pi", 2, "Pi is 3.14."),
                                        ("big", "pi", 1, "Pi is 3.14."), ("big", "pi", 2, "Pi is 3.15.")])
-    assert main(["determinism", str(path)]) == 0
+    assert main(["determinism", str(path)]) == 1  # answers differ: a CI job fails on it
     lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
     assert "big pi 1,2 2 no t=2 rep 0 vs t=1 rep 0 at char 9 (line 1, col 10): '4.' vs '5.'" in lines
     assert "small pi 1,2 2 yes -" in lines and lines[-1].startswith("1/2 (model, prompt) cells")
+    before = path.read_bytes()
+    same = make_run(tmp_path / "same", [("small", "pi", 1, "Pi is 3.14."), ("small", "pi", 2, "Pi is 3.14.")])
+    assert main(["determinism", str(same.parent)]) == 0  # a run directory does as well as its results.h5
+    assert path.read_bytes() == before
 
 
 def test_pareto_front_keeps_the_configurations_nothing_beats():

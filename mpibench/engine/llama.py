@@ -28,6 +28,7 @@ CHAT = "chat"
 N_BATCH, N_UBATCH = 2048, 512  # llama-bench's defaults
 LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
 WEIGHT_BUFFER = re.compile(r"^load_tensors:\s+(\S+) model buffer size")
+LOAD_ERROR = re.compile(r"error|failed", re.IGNORECASE)
 
 
 def load_cpu_backend(avoid_amx: bool) -> tuple[Path, str]:
@@ -68,6 +69,10 @@ class LoadLog:
         found = [m.group(1) for line in "".join(self.lines or []).splitlines() if (m := WEIGHT_BUFFER.match(line))]
         return list(dict.fromkeys(found))
 
+    def errors(self) -> list[str]:
+        """The lines that say why a load failed ("error loading model: ...", "failed to load model")."""
+        return [line.strip() for line in "".join(self.lines or []).splitlines() if LOAD_ERROR.search(line)]
+
 
 llama_cpp.llama_backend_init()
 LOG = LoadLog()
@@ -96,11 +101,11 @@ class LlamaEngine:
         LOG.lines = []
         try:
             self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), params)
-            self.weight_buffers = LOG.weight_buffers()
+            self.weight_buffers, errors = LOG.weight_buffers(), LOG.errors()
         finally:
             LOG.lines = None
-        if not self.model:
-            raise ValueError(f"llama.cpp could not load {model_path} (see the runner's stderr)")
+        if not self.model:  # its log's error lines are the reason, kept with every task of the model
+            raise ValueError(f"llama.cpp could not load {model_path}: {' / '.join(errors) or 'it logged no error'}")
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.threads, self.n_ctx, self.prompt_format = threads, n_ctx, prompt_format
         self.random = random.Random(seed)

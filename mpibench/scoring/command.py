@@ -27,7 +27,7 @@ JUDGE_DEFAULTS = {"judge_threads": 1, "judge_max_tokens": 256, "judge_ctx": 4096
 
 
 def _flag(option: str) -> str:
-    return "--" + {"import_csv": "import"}.get(option, option).replace("_", "-")
+    return "--" + {"import_csv": "import", "judge_ctx": "ctx"}.get(option, option).replace("_", "-")
 
 
 def check_options(args) -> None:
@@ -202,4 +202,4 @@ def determinism_command(args) -> int:
         print(f"mpibench: error: {args.results} holds no successful task to compare", file=sys.stderr)
         return 2
     print(format_report(cells))
-    return 0
+    return 0 if all(c.identical for c in cells) else 1  # a CI job can gate on it

@@ -10,12 +10,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mpibench.store.journal import JOURNAL_FILE
 from mpibench.store.schema import (
     HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
     RESULT_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
 
+RESULTS_FILE = "results.h5"
 _STR = h5py.string_dtype()
 _DTYPES = {"str": _STR, "int": np.int64, "float": np.float64}
 
@@ -108,38 +110,59 @@ class Results:
     scorers: list[dict] = field(default_factory=list)
 
 
+def results_file(path: str | Path) -> Path:
+    """The results file a user means: `path` itself, or the results.h5 in a run directory."""
+    path = Path(path)
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
+def _rebuild_hint(path: Path) -> str:
+    """How to write the file again, when its run directory holds the journal it was made from."""
+    return f"; write it again from the run's journal: mpibench rebuild {path.parent}" \
+        if (path.parent / JOURNAL_FILE).is_file() else ""
+
+
 def read_results(path: str | Path, exclude_contended: bool = False) -> Results:
-    """Read a results file written by any schema version this mpibench knows; with `exclude_contended`, the
-    successful runs flagged `contended` (their cores did other work) are left out, and attrs
-    ["contended_excluded"] says how many."""
+    """Read a results file (or a run directory's) written by any schema version this mpibench knows; with
+    `exclude_contended`, the successful runs flagged `contended` (their cores did other work) are left out,
+    and attrs["contended_excluded"] says how many."""
+    given, path = Path(path), results_file(path)
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
-        raise ResultsFileError(f"{path}: no such file") from None
+        where = f"{given} is a directory without {RESULTS_FILE}" if given.is_dir() else f"{path}: no such file"
+        raise ResultsFileError(where + _rebuild_hint(path)) from None
     except OSError as error:
-        raise ResultsFileError(f"{path}: not a readable HDF5 file ({error})") from None
-    with f:
-        version = int(f.attrs.get("schema_version", -1))
-        if version == -1:
-            raise ResultsFileError(f"{path}: not an mpibench results file (no schema_version)")
-        if version > SCHEMA_VERSION:
-            raise ResultsFileError(f"{path}: schema version {version} is newer than this mpibench "
-                                   f"reads ({SCHEMA_VERSION}); upgrade mpibench")
-        missing = [n for n in ("hosts", "workers", "models", "prompts", "results", "answers", "token_times_ns")
-                   if n not in f]
-        if missing:
-            raise ResultsFileError(f"{path}: not a complete results file (no {', '.join(missing)})")
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        results = _rows(f["results"], RESULT_COLUMNS, **RESULT_DEFAULTS)
-        answers = f["answers"].asstr()[()]
-        for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
-            row["answer"] = answer
-            row["token_ns"] = [int(t) for t in times]
-        if exclude_contended:
-            kept = [r for r in results if not (r["contended"] and r["status"] == "ok")]
-            attrs["contended_excluded"] = len(results) - len(kept)
-            results = kept
-        scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
-        return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
-                       _rows(f["models"], MODEL_COLUMNS),
-                       _rows(f["prompts"]), results, *scores)
+        raise ResultsFileError(f"{path}: not a readable HDF5 file ({error}){_rebuild_hint(path)}") from None
+    try:
+        with f:
+            return _read(f, path, exclude_contended)
+    except OSError as error:  # a file cut short can open and fail on the first table it reads
+        raise ResultsFileError(f"{path}: damaged ({error}){_rebuild_hint(path)}") from None
+
+
+def _read(f: h5py.File, path: Path, exclude_contended: bool) -> Results:
+    version = int(f.attrs.get("schema_version", -1))
+    if version == -1:
+        raise ResultsFileError(f"{path}: not an mpibench results file (no schema_version)")
+    if version > SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: schema version {version} is newer than this mpibench "
+                               f"reads ({SCHEMA_VERSION}); upgrade mpibench")
+    missing = [n for n in ("hosts", "workers", "models", "prompts", "results", "answers", "token_times_ns")
+               if n not in f]
+    if missing:
+        raise ResultsFileError(f"{path}: not a complete results file (no {', '.join(missing)}){_rebuild_hint(path)}")
+    attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    results = _rows(f["results"], RESULT_COLUMNS, **RESULT_DEFAULTS)
+    answers = f["answers"].asstr()[()]
+    for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
+        row["answer"] = answer
+        row["token_ns"] = [int(t) for t in times]
+    if exclude_contended:
+        kept = [r for r in results if not (r["contended"] and r["status"] == "ok")]
+        attrs["contended_excluded"] = len(results) - len(kept)
+        results = kept
+    scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
+    return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
+                   _rows(f["models"], MODEL_COLUMNS),
+                   _rows(f["prompts"]), results, *scores)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+JOURNAL_FILE = "journal.jsonl"
+
 
 class Journal:
     def __init__(self, path: str | Path):

@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 
 from mpibench.simd import annotate_hosts
-from mpibench.store.hdf5 import write_results
-from mpibench.store.journal import Journal, latest_records, read_journal
+from mpibench.store.hdf5 import RESULTS_FILE, write_results
+from mpibench.store.journal import JOURNAL_FILE, Journal, latest_records, read_journal
 from mpibench.store.scores import SCORES_FILE
 
-RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, PLOTS_DIR = "results.h5", "journal.jsonl", "run.json", "plots"
+HEADER_FILE, PLOTS_DIR = "run.json", "plots"
 RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, PLOTS_DIR, SCORES_FILE, "report.html", "report.md")
 JUDGE_PREFIX = "judge-"  # what --force replaces: RUN_FILES and judge-*/
 
@@ -24,8 +24,8 @@ class RunDirError(ValueError):
     """A directory that is not a usable run directory; the message says why."""
 
 
-def create(run_dir: Path, force: bool) -> Path:
-    """A writable run directory for a new run; one that holds a run is replaced only with `force`."""
+def check_new(run_dir: Path, force: bool) -> list[Path]:
+    """The run files a new run in `run_dir` would replace; one that holds a run is refused without `force`."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"output {run_dir} exists and is not a directory")
     existing = [p for p in run_dir.glob("*") if p.name in RUN_FILES or p.name.startswith(JUDGE_PREFIX)] \
@@ -33,6 +33,12 @@ def create(run_dir: Path, force: bool) -> Path:
     if existing and not force:
         raise RunDirError(f"output {run_dir} already holds a run; continue it with --resume {run_dir}, "
                           "choose another --out, or pass --force to replace it")
+    return existing
+
+
+def create(run_dir: Path, force: bool) -> Path:
+    """A writable run directory for a new run; one that holds a run is replaced only with `force`."""
+    existing = check_new(run_dir, force)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         for path in existing:
@@ -73,16 +79,20 @@ def write_header(run_dir: Path, header: dict) -> None:
     os.replace(tmp, run_dir / HEADER_FILE)
 
 
-def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
-    """The header and one record a task (the latest journalled) of a run directory."""
+def read_header(run_dir: str | Path) -> dict:
+    """A run directory's header (run.json)."""
     run_dir = Path(run_dir)
     if not (run_dir / HEADER_FILE).is_file():
         raise RunDirError(f"{run_dir} is not an mpibench run directory (it has no {HEADER_FILE})")
     try:
-        header = json.loads((run_dir / HEADER_FILE).read_text())
+        return json.loads((run_dir / HEADER_FILE).read_text())
     except json.JSONDecodeError as error:
         raise RunDirError(f"{run_dir / HEADER_FILE} is damaged: {error}") from None
-    journal = run_dir / JOURNAL_FILE
+
+
+def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """The header and one record a task (the latest journalled) of a run directory."""
+    header, journal = read_header(run_dir), Path(run_dir) / JOURNAL_FILE
     try:
         records = latest_records(read_journal(journal)) if journal.exists() else []
     except ValueError as error:
@@ -90,11 +100,23 @@ def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
     return header, records
 
 
-def rebuild(run_dir: str | Path) -> tuple[Path, int, int]:
-    """Write results.h5 again from run.json and the journal alone; returns (path, tasks recorded, total)."""
+def previous_runs(folder: Path) -> list[tuple[Path, dict, list[dict]]]:
+    """Every readable run directory in `folder` (e.g. results/), with its header and records."""
+    runs = []
+    for run_dir in sorted(folder.glob(f"*/{HEADER_FILE}")):
+        try:
+            runs.append((run_dir.parent, *read_run(run_dir.parent)))
+        except (RunDirError, OSError, UnicodeDecodeError):
+            continue  # not a run, or a damaged one: it cannot inform an estimate
+    return runs
+
+
+def rebuild(run_dir: str | Path) -> tuple[Path, dict, int]:
+    """Write results.h5 again from run.json and the journal alone; returns (path, the header written, tasks
+    recorded). A run whose journal lacks some of its tasks (it died, or its last line was torn) is
+    "interrupted", whatever run.json said."""
     run_dir = Path(run_dir)
     header, records = read_run(run_dir)
-    if header.get("status") == "running":  # the run died without saying so
-        header["status"] = "complete" if len(records) >= int(header["total_tasks"]) else "interrupted"
+    header["status"] = "complete" if len(records) >= int(header["total_tasks"]) else "interrupted"
     _write_results(run_dir, header, records)
-    return run_dir / RESULTS_FILE, len(records), int(header["total_tasks"])
+    return run_dir / RESULTS_FILE, header, len(records)

@@ -88,7 +88,7 @@ def run_mpibench(model: str, args, threads: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         subprocess.run([str(BIN / "mpiexec"), "-n", "2", str(BIN / "mpibench"), "bench", "-m", model, "-t", str(threads),
-                        "-p", str(args.p), "-n", str(args.n), "-r", str(args.r), "-o", f"{tmp}/run", "--no-plots"],
+                        "-p", str(args.p), "-n", str(args.n), "-r", str(args.r), "--out", f"{tmp}/run", "--no-plots"],
                        check=True, capture_output=True, env=env)
         samples: dict[str, list[float]] = {}
         for row in read_results(f"{tmp}/run/results.h5").results:
