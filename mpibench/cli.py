@@ -38,7 +38,7 @@ def cmd_run(args) -> int:
     from mpibench import run
 
     options = run.Options(force=args.force, draw_plots=not args.no_plots, report=not args.no_report,
-                          resume=args.resume, retry_failed=args.retry_failed)
+                          resume=args.resume, retry_failed=args.retry_failed, allow_oversize=args.allow_oversize)
     return run.sweep(_load_config(args), options)
 
 
@@ -141,6 +141,13 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from mpibench.config import SweepConfig
+    from mpibench.synth.command import synth_command
+
+    return synth_command(args, SweepConfig.n_ctx)
+
+
 def _add_run_options(command: argparse.ArgumentParser, unit: str, *out: str) -> None:
     """The options `run` and `bench` share: where the run goes, its time limit, resuming, what is written at the
     end; `unit` is what the command runs ("task" or "test"), `out` the run directory option's flags."""
@@ -152,6 +159,8 @@ def _add_run_options(command: argparse.ArgumentParser, unit: str, *out: str) -> 
     command.add_argument("--retry-failed", action="store_true", help=f"with --resume: run failed {unit}s again")
     command.add_argument("--no-plots", action="store_true", help="do not draw plots (nor the report) at the end")
     command.add_argument("--no-report", action="store_true", help="do not write report.html and report.md at the end")
+    command.add_argument("--allow-oversize", action="store_true", help="run models whose file and KV cache exceed a "
+                         "node's available memory (refused otherwise)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -238,6 +247,17 @@ def parser() -> argparse.ArgumentParser:
                             "failed. Example: mpirun -n 2 mpibench doctor")
     doctor.set_defaults(func=cmd_doctor)
 
+    synth = sub.add_parser("synth", help="write a synthetic model: a real model's shape with zero weights, for timing",
+                           description="Example: mpibench synth --shape llama2-7b --quant q4_0 --out 7b.gguf. The "
+                           "file is flagged synthetic (timing only, never scored); a config may name it "
+                           "synth:SHAPE:QUANT instead, generated once into the cache.")
+    synth.add_argument("--shape", help="the model shape (see --list), e.g. llama2-7b")
+    synth.add_argument("--quant", default="q4_0", help="q4_0 (default), q4_1, q8_0 or q4_k (Q4_K_M)")
+    synth.add_argument("--out", help="the GGUF file to write")
+    synth.add_argument("--force", action="store_true", help="replace --out if it exists")
+    synth.add_argument("--list", action="store_true", help="list the shapes with file size and memory needed")
+    synth.set_defaults(func=cmd_synth)
+
     models = sub.add_parser("models", help="list the builtin models")
     models.set_defaults(func=cmd_models)
     return top
@@ -248,10 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     from mpibench.models import ModelError
     from mpibench.store.hdf5 import ResultsFileError
     from mpibench.store.rundir import RunDirError
+    from mpibench.synth.shapes import SynthError
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, ResultsFileError, RunDirError) as error:
+    except (ConfigError, ModelError, ResultsFileError, RunDirError, SynthError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -74,6 +74,7 @@ class Job:
     n_ctx: int
     seed: int
     timeout: float | None
+    synthetic: int = 0  # the model is synthetic: its results rows say so
 
     @property
     def runner_key(self) -> tuple:

@@ -26,7 +26,8 @@ from mpibench.coordinator import coordinate, drain
 from mpibench.deadline import worker_silence_limit
 from mpibench.launcher import LaunchError
 from mpibench.metadata import rank_facts, software_versions, timestamp
-from mpibench.models import ModelError, ModelInfo, inspect_model
+from mpibench.memory import refusals
+from mpibench.models import ModelError, ModelInfo, inspect_model, model_need
 from mpibench.placement import choose_threads, describe, fit_warnings, placement
 from mpibench.progress import Progress
 from mpibench.protocol import OK, Job, Request, result_row
@@ -53,6 +54,7 @@ class Options:
     report: bool = True
     resume: str | None = None
     retry_failed: bool = False
+    allow_oversize: bool = False  # run models that the memory guard would refuse
 
 
 def guarded(job: Callable[[], int]) -> int:
@@ -170,6 +172,8 @@ class Plan:
             say(line)
         for line in fit_warnings(threads, place):
             say(f"warning: {line}")
+        if not options.allow_oversize:
+            check_memory(config, facts)
         models = {m.name: inspect_model(m) for m in config.models}
         all_tasks = expand(config, threads)
         this_launch = launch_facts(world_size, facts, place)
@@ -203,7 +207,7 @@ class Plan:
     def job(self, assignment: Assignment) -> Job:
         task, model = assignment.task, self.models[assignment.task.model]
         return Job(task, assignment.cores, model.path, model.prompt_format, task_request(self.config, task),
-                   self.config.n_ctx, self.config.seed, self.config.timeout)
+                   self.config.n_ctx, self.config.seed, self.config.timeout, model.synthetic)
 
     def conclude(self, records: list[dict], options: Options, stop_code: int) -> int:
         """Say how the run went, draw the report (or plots) when asked; returns the tasks not ok."""
@@ -226,6 +230,19 @@ class Plan:
                     say(f"plot {path}")
         say(f"results in {results}")
         return failed
+
+
+def check_memory(config: SweepConfig, facts: list[dict]) -> None:
+    """Refuse, before any file is generated or task started, the models whose file and KV cache exceed the
+    memory a worker node has available (memory.refusals)."""
+    n_ctx = max([config.n_ctx] + ([sum(bench_test_sizes(t)) for t in bench_tests(config)]
+                                  if config.kind == "bench" else []))
+    available: dict[str, int] = {}
+    for fact in facts[1:] or facts:  # the worker ranks' nodes
+        available[fact["hostname"]] = min(available.get(fact["hostname"], fact["mem_available"]), fact["mem_available"])
+    lines = refusals({spec.name: model_need(spec) for spec in config.models}, n_ctx, available)
+    if lines:
+        raise ConfigError("; ".join(lines))
 
 
 def task_request(config: SweepConfig, task: Task) -> Request:

@@ -214,7 +214,7 @@ class Worker:
             self.close()
             self.runner = self.start_runner(job)
         known = dict(task_columns(job.task), rank=self.rank, hostname=self.hostname,
-                     cores=format_cpu_list(job.cores), prompt_format=job.prompt_format)
+                     cores=format_cpu_list(job.cores), prompt_format=job.prompt_format, synthetic=job.synthetic)
         choice = self.engines.get(job.model_path)
         if choice is not None:
             known.update(choice.recorded())

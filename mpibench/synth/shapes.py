@@ -108,6 +108,11 @@ def lookup(shape: str, quant: str) -> tuple[Shape, Quant]:
     return SHAPES[shape], QUANTS[quant]
 
 
+def is_synth_name(name: str | None) -> bool:
+    """Whether a model entry names a synthetic model ("synth:SHAPE:QUANT")."""
+    return bool(name) and name.startswith(SYNTH_PREFIX)
+
+
 def parse_synth_name(name: str) -> tuple[str, str]:
     """(shape, quant) of a model entry "synth:SHAPE:QUANT"."""
     parts = name[len(SYNTH_PREFIX):].split(":")
