@@ -73,7 +73,8 @@ def cmd_show(args) -> int:
         print(line)
     for model in results.models:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
-              f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")
+              f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}"
+              + (" (synthetic: timing only)" if model.get("synthetic") else ""))
     print()
     print(report(cells(results.results)))
     failures = [r for r in results.results if r["status"] != "ok"]

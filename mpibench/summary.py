@@ -95,6 +95,7 @@ class Cell:
     stats: dict[str, Stats]  # metric -> statistics of those values, in the same order
     engine: str = ""  # the engine configuration of its runs (engine_config)
     apart: bool = False  # the model ran with several engine configurations: this cell holds one of them
+    synthetic: bool = False  # the model is synthetic (mpibench synth): its timings stand, its answers do not
 
     @property
     def apart_engine(self) -> str:
@@ -108,8 +109,10 @@ class Cell:
 
     @property
     def series(self) -> str:
-        """The model, and its engine configuration when it ran with several: what a table row or curve is."""
-        return f"{self.model} [{self.engine or 'not run'}]" if self.apart else self.model
+        """The model (marked "timing only" when synthetic), and its engine configuration when it ran with several:
+        what a table row or curve is."""
+        model = f"{self.model} (synthetic: timing only)" if self.synthetic else self.model
+        return f"{model} [{self.engine or 'not run'}]" if self.apart else model
 
     @property
     def medians(self) -> dict[str, float]:
@@ -152,7 +155,8 @@ def cells(records: list[dict]) -> list[Cell]:
                    for m in CELL_METRICS}
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
-                           len(rows) - len(measured), samples, stats, engine, apart))
+                           len(rows) - len(measured), samples, stats, engine, apart,
+                           any(r.get("synthetic") for r in rows)))
     return sorted(result, key=lambda c: (c.kind != "bench", c.series, prompt_order(c.prompt_id), c.threads))
 
 
