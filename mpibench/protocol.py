@@ -135,6 +135,7 @@ class Loaded:
     model_desc: str
     model_bytes: int
     engine_weight_buffers: str
+    model_params: int = 0
 
 
 @dataclass(frozen=True)

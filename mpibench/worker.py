@@ -108,6 +108,7 @@ class Runner:
         columns = asdict(self.engine) if self.engine else {}
         if isinstance(self.loaded, Loaded):
             columns.update(model_desc=self.loaded.model_desc, model_bytes=self.loaded.model_bytes,
+                           model_params=self.loaded.model_params,
                            engine_weight_buffers=self.loaded.engine_weight_buffers, load_s=self.loaded.load_s,
                            runner_start_s=self.start_s)
             if self.preflighted:

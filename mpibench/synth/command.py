@@ -50,10 +50,10 @@ def synth_command(args, n_ctx: int) -> int:
         raise SynthError("give --shape NAME and --out FILE (or --list to see the shapes)")
     lookup(args.shape, args.quant)
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SynthError(f"{out} exists; choose another --out or pass --force to replace it")
     if out.is_dir():
         raise SynthError(f"{out} is a directory; give a file name")
+    if out.exists() and not args.force:
+        raise SynthError(f"{out} exists; choose another --out or pass --force to replace it")
     started = time.perf_counter()
     digest = write(args.shape, args.quant, out)
     seconds = time.perf_counter() - started
