@@ -80,6 +80,11 @@ def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def model_label(model: str, synthetic: bool) -> str:
+    """A model's name as tables and plots show it: a synthetic model's says it is timing only."""
+    return f"{model} (synthetic: timing only)" if synthetic else model
+
+
 @dataclass(frozen=True)
 class Cell:
     """All repetitions of one (kind, model, prompt or test, threads) cell."""
@@ -111,7 +116,7 @@ class Cell:
     def series(self) -> str:
         """The model (marked "timing only" when synthetic), and its engine configuration when it ran with several:
         what a table row or curve is."""
-        model = f"{self.model} (synthetic: timing only)" if self.synthetic else self.model
+        model = model_label(self.model, self.synthetic)
         return f"{model} [{self.engine or 'not run'}]" if self.apart else model
 
     @property
