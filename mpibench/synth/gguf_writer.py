@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -55,20 +56,26 @@ def header(metadata: list[tuple[str, int, object]], tensors: list[TensorSpec]) -
 def write_gguf(handle: BinaryIO, metadata: list[tuple[str, int, object]], tensors: list[TensorSpec],
                data: Callable[[TensorSpec], Iterable[bytes]]) -> str:
     """Write a GGUF file: its header, then each tensor filled with what `data(spec)` yields (exactly
-    spec.nbytes bytes), aligned. Returns the file's sha256."""
+    spec.nbytes bytes), aligned. Returns the file's sha256, computed in a second thread while the next chunk is
+    written (both release the GIL), so that hashing does not slow the write down."""
     digest = hashlib.sha256()
+    with ThreadPoolExecutor(1) as hasher:
+        hashed = hasher.submit(digest.update, b"")
 
-    def put(chunk) -> None:
-        handle.write(chunk)
-        digest.update(chunk)
+        def put(chunk: bytes) -> None:
+            nonlocal hashed
+            handle.write(chunk)
+            hashed.result()  # in order: the previous chunk is hashed before this one
+            hashed = hasher.submit(digest.update, chunk)
 
-    put(header(metadata, tensors))
-    for spec in tensors:
-        written = 0
-        for chunk in data(spec):
-            put(chunk)
-            written += len(chunk)
-        if written != spec.nbytes:
-            raise ValueError(f"tensor {spec.name}: {written} bytes written, {spec.nbytes} expected")
-        put(bytes(padded(written) - written))
+        put(header(metadata, tensors))
+        for spec in tensors:
+            written = 0
+            for chunk in data(spec):
+                put(chunk)
+                written += len(chunk)
+            if written != spec.nbytes:
+                raise ValueError(f"tensor {spec.name}: {written} bytes written, {spec.nbytes} expected")
+            put(bytes(padded(written) - written))
+        hashed.result()
     return digest.hexdigest()
