@@ -5,7 +5,7 @@ import json
 from helpers import HOST, header
 from mpibench.simd import annotate_hosts, build_features, host_features, mismatch
 from mpibench.store.hdf5 import read_results, write_results
-from mpibench.store.schema import empty_result
+from mpibench.store.schema import SCHEMA_VERSION, empty_result
 
 AVX2_BUILD = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 0 | "
               "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |")
@@ -46,7 +46,7 @@ def test_each_host_keeps_the_build_its_tasks_ran_with(tmp_path):
 
     write_results(tmp_path / "results.h5", simd_header(), records)
     results = read_results(tmp_path / "results.h5")
-    assert results.attrs["schema_version"] == 4
+    assert results.attrs["schema_version"] == SCHEMA_VERSION
     assert json.loads(results.attrs["launch_json"]) == {"SLURM_JOB_ID": "42"}
     assert {h["hostname"]: h["simd_mismatch"] for h in results.hosts} == {h: r["simd_mismatch"] for h, r in rows.items()}
     assert results.hosts[1]["simd"] == "SSE3,SSSE3,AVX,AVX2,F16C,FMA,BMI2,AVX512,AVX512_VNNI"
