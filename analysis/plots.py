@@ -19,7 +19,7 @@ from analysis.command import plot_command
 from analysis.figures import MARKERS, Figures, bar, ci_note, curve, footnote, new_figure, save, slug, wrapped
 from analysis.quality import NOT_SCORED, by_threads, quality_figures, score_axis, scored_tasks
 from mpibench.store.hdf5 import ResultsFileError, read_results
-from mpibench.summary import LABELS, Cell, cells, speedup_intervals
+from mpibench.summary import LABELS, Cell, cells, model_label, speedup_intervals
 
 THREADS = "threads (cores)"
 AGAINST_THREADS = (("runtime_vs_threads", "e2e_s", "end-to-end time (s)", "runtime against threads"),
@@ -130,9 +130,9 @@ def _model_size_figure(shown: list[Cell], parameters: dict[str, int], path: Path
         ax.set(title=prompt, xlabel="model (parameters, log scale)", ylabel="end-to-end time (s)")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        models = sorted({c.model for c in mine}, key=parameters.get)
-        ax.set_xticks([parameters[m] / 1e6 for m in models],
-                      [f"{m}\n{parameters[m] / 1e6:,.0f}M" for m in models], fontsize=7)
+        models = sorted({(c.model, c.synthetic) for c in mine}, key=lambda m: parameters[m[0]])
+        ax.set_xticks([parameters[m] / 1e6 for m, _ in models],
+                      [f"{wrapped(model_label(m, s), 20)}\n{parameters[m] / 1e6:,.0f}M" for m, s in models], fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("runtime against model size")
@@ -145,7 +145,8 @@ def _scaling_figure(model: str, shown: list[Cell], scores: dict[str, list[dict]]
     fig, (top, bottom) = new_figure(2, columns=1, height=2.6, sharex=True)
     several = len({c.series for c in shown}) > 1
     _cell_curves(top, shown, "e2e_s", lambda series, prompt: wrapped(f"{series} / {prompt}") if several else prompt)
-    top.set(title=f"{model}: scaling at a glance", ylabel="end-to-end time (s)")
+    top.set(title=f"{model_label(model, any(c.synthetic for c in shown))}: scaling at a glance",
+            ylabel="end-to-end time (s)")
     top.grid(alpha=0.3)
     top.legend(fontsize=7)
     means = {(scorer, series): by_threads([r for r in rows if r["series"] == series])

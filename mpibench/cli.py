@@ -54,7 +54,8 @@ def cmd_run(args) -> int:
 
     options = run.Options(force=args.force, draw_plots=not args.no_plots, report=not args.no_report,
                           resume=args.resume, retry_failed=args.retry_failed, output_format=args.output_format,
-                          dry_run=args.dry_run, quiet=args.quiet, status_interval=args.status_interval)
+                          dry_run=args.dry_run, quiet=args.quiet, status_interval=args.status_interval,
+                          allow_oversize=args.allow_oversize)
     return run.sweep(_load_config(args), options)
 
 
@@ -89,7 +90,8 @@ def cmd_show(args) -> int:
         print(line)
     for model in results.models:
         print(f"model {model['name']}: {model['architecture']} {model['parameters'] / 1e6:.0f}M params "
-              f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}")
+              f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}"
+              + (" (synthetic: timing only)" if model.get("synthetic") else ""))
     print()
     if attrs.get("contended_excluded"):
         print(f"left out of every statistic (--exclude-contended): {attrs['contended_excluded']} contended "
@@ -160,6 +162,13 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from mpibench.config import SweepConfig
+    from mpibench.synth.command import synth_command
+
+    return synth_command(args, SweepConfig.n_ctx)
+
+
 class _ExampleFormatter(argparse.HelpFormatter):
     """Wraps a description as usual, and keeps the lines of the example as they are."""
 
@@ -214,6 +223,8 @@ def _add_run_options(command: argparse.ArgumentParser, unit: str) -> None:
     command.add_argument("--status-interval", type=_positive_seconds, default=STATUS_INTERVAL_S, metavar="S",
                          help="off a terminal (mpiexec, a Slurm log): seconds between status lines "
                               f"(default {STATUS_INTERVAL_S:.0f}; one also at each change of model)")
+    command.add_argument("--allow-oversize", action="store_true", help="run models whose file and KV cache exceed a "
+                         "node's available memory (refused otherwise)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -308,6 +319,17 @@ def parser() -> argparse.ArgumentParser:
                       description="Prints a verdict and the fix for each problem; exits 1 when a check failed.")
     doctor.set_defaults(func=cmd_doctor)
 
+    synth = _command(sub, "synth", "write a synthetic model: a real model's shape with zero weights, for timing",
+                     "mpibench synth --shape llama2-7b --quant q4_0 --out 7b.gguf",
+                     description="The file is flagged synthetic (timing only, never scored); a config may name it "
+                     "synth:SHAPE:QUANT instead, generated once into the cache.")
+    synth.add_argument("--shape", help="the model shape (see --list), e.g. llama2-7b")
+    synth.add_argument("--quant", default="q4_0", help="q4_0 (default), q4_1, q8_0 or q4_k (Q4_K_M)")
+    synth.add_argument("--out", help="the GGUF file to write")
+    synth.add_argument("--force", action="store_true", help="replace --out if it exists")
+    synth.add_argument("--list", action="store_true", help="list the shapes with file size and memory needed")
+    synth.set_defaults(func=cmd_synth)
+
     models = _command(sub, "models", "list the builtin models", "mpibench models")
     models.set_defaults(func=cmd_models)
     return top
@@ -318,10 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     from mpibench.models import ModelError
     from mpibench.store.hdf5 import ResultsFileError
     from mpibench.store.rundir import RunDirError
+    from mpibench.synth.shapes import SynthError
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, ResultsFileError, RunDirError) as error:
+    except (ConfigError, ModelError, ResultsFileError, RunDirError, SynthError) as error:
         print(f"mpibench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from mpibench.prompts import Prompt, study_prompts
 from mpibench.prompts.rubric import RubricError, parse_rubric
+from mpibench.synth.shapes import SynthError, is_synth_name, parse_synth_name
 
 BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")
 DEFAULT_MODEL = "smollm2-135m"
@@ -32,7 +33,7 @@ class ModelSpec:
 
     name: str
     path: str | None = None
-    builtin: str | None = None
+    builtin: str | None = None  # a builtin name, or "synth:SHAPE:QUANT" (generated into the cache)
     prompt_format: str | None = None  # e.g. "Question: {prompt}\nAnswer:"; None: chat template or default
 
 
@@ -127,9 +128,16 @@ def _token_counts(value, what: str) -> tuple[int, ...]:
 
 
 def model_from_entry(entry) -> ModelSpec:
-    """A model from a builtin name, a GGUF path, or a table {name, path, prompt_format}."""
+    """A model from a builtin name, a synthetic one (synth:SHAPE:QUANT), a GGUF path, or a table {name, path,
+    prompt_format}."""
     if isinstance(entry, str):
         if entry in BUILTIN_MODEL_NAMES:
+            return ModelSpec(entry, builtin=entry)
+        if is_synth_name(entry):
+            try:
+                parse_synth_name(entry)
+            except SynthError as error:
+                raise ConfigError(str(error)) from None
             return ModelSpec(entry, builtin=entry)
         if not entry.strip():
             raise ConfigError("a model entry is empty: give a builtin name or a GGUF file path")
@@ -138,7 +146,7 @@ def model_from_entry(entry) -> ModelSpec:
     if not isinstance(entry, dict):
         raise ConfigError(f"a model must be a name, a path or a table, got {entry!r}")
     _check_keys(entry, MODEL_KEYS, "a [[models]] table")
-    if "path" not in entry and entry.get("name") not in BUILTIN_MODEL_NAMES:
+    if "path" not in entry and entry.get("name") not in BUILTIN_MODEL_NAMES and not is_synth_name(entry.get("name")):
         raise ConfigError(f"model table {entry!r} needs a 'path' to a GGUF file (or a builtin 'name')")
     base = model_from_entry(entry.get("path") or entry["name"])
     fmt = entry.get("prompt_format")

@@ -355,7 +355,12 @@ def answer_sentences(results: Results) -> list[str]:
     """The study's answers in the report's order: scaling, determinism and scores across threads, model size,
     quality against cost, failures."""
     records = results.results
-    sentences = [scaling_sentence(g) for g in groups(cells(records))]
+    synthetic = sorted(m["name"] for m in results.models if m.get("synthetic"))
+    one = len(synthetic) == 1
+    sentences = [f"Timing only: {', '.join(synthetic)} {'is' if one else 'are'} synthetic (mpibench synth: a real "
+                 f"model's shape with zero weights); {'its' if one else 'their'} timings stand for the real shape's, "
+                 f"{'its' if one else 'their'} answers, determinism and scores do not."] if synthetic else []
+    sentences += [scaling_sentence(g) for g in groups(cells(records))]
     if _measured_queries(records):
         sentences += determinism_sentences(records) + score_sentences(records, results.scores)
     elif records:

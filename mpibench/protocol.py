@@ -79,6 +79,7 @@ class Job:
     n_ctx: int
     seed: int
     timeout: float | None
+    synthetic: int = 0  # the model is synthetic: its results rows say so
 
     @property
     def runner_key(self) -> tuple:
@@ -139,6 +140,7 @@ class Loaded:
     model_desc: str
     model_bytes: int
     engine_weight_buffers: str
+    model_params: int = 0
 
 
 @dataclass(frozen=True)

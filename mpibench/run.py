@@ -27,7 +27,8 @@ from mpibench.coordinator import coordinate, drain
 from mpibench.deadline import worker_silence_limit
 from mpibench.launcher import LaunchError
 from mpibench.metadata import rank_facts, software_versions, timestamp
-from mpibench.models import ModelError, ModelInfo, inspect_model
+from mpibench.memory import refusals
+from mpibench.models import ModelError, ModelInfo, inspect_model, model_need
 from mpibench.placement import choose_threads, describe, fit_warnings, placement
 from mpibench.progress import STATUS_INTERVAL_S, Progress
 from mpibench.protocol import OK, Job, Request, result_row
@@ -63,6 +64,7 @@ class Options:
 
     def progress(self, total: int) -> Progress:
         return Progress(total, interval=self.status_interval, quiet=self.quiet)
+    allow_oversize: bool = False  # run models that the memory guard would refuse
 
 
 def guarded(job: Callable[[], int]) -> int:
@@ -187,6 +189,8 @@ class Plan:
             say(line)  # a dry run says it too: it is what the run would use
         for line in fit_warnings(threads, place):
             say(f"warning: {line}")
+        if not options.allow_oversize:
+            check_memory(config, facts)
         models = {m.name: inspect_model(m) for m in config.models}
         all_tasks = expand(config, threads)
         this_launch = launch_facts(world_size, facts, place)
@@ -235,7 +239,7 @@ class Plan:
     def job(self, assignment: Assignment) -> Job:
         task, model = assignment.task, self.models[assignment.task.model]
         return Job(task, assignment.cores, model.path, model.prompt_format, task_request(self.config, task),
-                   self.config.n_ctx, self.config.seed, self.config.timeout)
+                   self.config.n_ctx, self.config.seed, self.config.timeout, model.synthetic)
 
     def conclude(self, records: list[dict], options: Options, stop_code: int) -> int:
         """Say how the run went and why tasks failed (each reason counted), print the cell table and draw the
@@ -273,6 +277,17 @@ def failure_reasons(records: list[dict]) -> Counter:
     """(status, reason) -> how many tasks ended so; the reason is the error's first line, shortened."""
     return Counter((r["status"], (r["error"].strip().splitlines() or ["no reason recorded"])[0][:REASON_CHARS])
                    for r in records if r["status"] != OK)
+def check_memory(config: SweepConfig, facts: list[dict]) -> None:
+    """Refuse, before any file is generated or task started, the models whose file and KV cache exceed the
+    memory a worker node has available (memory.refusals)."""
+    n_ctx = max([config.n_ctx] + ([sum(bench_test_sizes(t)) for t in bench_tests(config)]
+                                  if config.kind == "bench" else []))
+    available: dict[str, int] = {}
+    for fact in facts[1:] or facts:  # the worker ranks' nodes
+        available[fact["hostname"]] = min(available.get(fact["hostname"], fact["mem_available"]), fact["mem_available"])
+    lines = refusals({spec.name: model_need(spec) for spec in config.models}, n_ctx, available)
+    if lines:
+        raise ConfigError("; ".join(lines))
 
 
 def task_request(config: SweepConfig, task: Task) -> Request:

@@ -93,9 +93,9 @@ def main() -> int:
             if fault:
                 os.kill(os.getpid(), fault)
             engine.bench(PREFLIGHT_BATCH, PREFLIGHT_SINGLES)
-        desc, size = engine.description()
+        desc, size, params = engine.description()
         reply(Loaded(load_s=loaded - started, preflight_s=time.perf_counter() - loaded, model_desc=desc,
-                     model_bytes=size, engine_weight_buffers=",".join(engine.weight_buffers)))
+                     model_bytes=size, model_params=params, engine_weight_buffers=",".join(engine.weight_buffers)))
     except Exception as error:  # the worker records the reason on every task of this group
         reply(Failed(f"model failed to load: {error}"))
         return 1

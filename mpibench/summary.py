@@ -75,6 +75,11 @@ def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def model_label(model: str, synthetic: bool) -> str:
+    """A model's name as tables and plots show it: a synthetic model's says it is timing only."""
+    return f"{model} (synthetic: timing only)" if synthetic else model
+
+
 @dataclass(frozen=True)
 class Cell:
     """All repetitions of one (kind, model, prompt or test, threads) cell."""
@@ -92,6 +97,7 @@ class Cell:
     apart: bool = False  # the model ran with several engine configurations: this cell holds one of them
     contended: int = 0  # successful measured runs whose cores did other work (contention.py)
     contention_max: float = 0.0  # the largest contention_share among them
+    synthetic: bool = False  # the model is synthetic (mpibench synth): its timings stand, its answers do not
 
     @property
     def apart_engine(self) -> str:
@@ -105,8 +111,10 @@ class Cell:
 
     @property
     def series(self) -> str:
-        """The model, and its engine configuration when it ran with several: what a table row or curve is."""
-        return f"{self.model} [{self.engine or 'not run'}]" if self.apart else self.model
+        """The model (marked "timing only" when synthetic), and its engine configuration when it ran with several:
+        what a table row or curve is."""
+        model = model_label(self.model, self.synthetic)
+        return f"{model} [{self.engine or 'not run'}]" if self.apart else model
 
     @property
     def medians(self) -> dict[str, float]:
@@ -150,7 +158,8 @@ def cells(records: list[dict]) -> list[Cell]:
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
         shares = [r["contention_share"] for r in ok if r["contended"]]
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),
-                           len(rows) - len(measured), samples, stats, engine, apart, len(shares), max(shares, default=0.0)))
+                           len(rows) - len(measured), samples, stats, engine, apart, len(shares),
+                           max(shares, default=0.0), any(r.get("synthetic") for r in rows)))
     return sorted(result, key=lambda c: (c.kind != "bench", c.series, prompt_order(c.prompt_id), c.threads))
 
 

@@ -110,6 +110,7 @@ class Runner:
         columns = fields_of(self.engine) if self.engine else {}
         if isinstance(self.loaded, Loaded):
             columns.update(model_desc=self.loaded.model_desc, model_bytes=self.loaded.model_bytes,
+                           model_params=self.loaded.model_params,
                            engine_weight_buffers=self.loaded.engine_weight_buffers, load_s=self.loaded.load_s,
                            runner_start_s=self.start_s)
             if self.preflighted:
@@ -218,7 +219,7 @@ class Worker:
             self.close()
             self.runner = self.start_runner(job)
         known = dict(task_columns(job.task), rank=self.rank, hostname=self.hostname,
-                     cores=format_cpu_list(job.cores), prompt_format=job.prompt_format)
+                     cores=format_cpu_list(job.cores), prompt_format=job.prompt_format, synthetic=job.synthetic)
         choice = self.engines.get(job.model_path)
         if choice is not None:
             known.update(choice.recorded())

@@ -129,11 +129,13 @@ class LlamaEngine:
             lead = prompt_format.split("{prompt}", 1)[0].strip()
             self._stop = ("\n" + lead).encode("utf-8") if lead else b""
 
-    def description(self) -> tuple[str, int]:
-        """llama.cpp's own name for the model (as llama-bench prints it) and its tensors' size in bytes."""
+    def description(self) -> tuple[str, int, int]:
+        """llama.cpp's own name for the model (as llama-bench prints it), its tensors' size in bytes and its
+        parameter count."""
         buffer = ctypes.create_string_buffer(256)
         llama_cpp.llama_model_desc(self.model, buffer, len(buffer))
-        return buffer.value.decode("utf-8", errors="replace"), llama_cpp.llama_model_size(self.model)
+        return (buffer.value.decode("utf-8", errors="replace"), llama_cpp.llama_model_size(self.model),
+                llama_cpp.llama_model_n_params(self.model))
 
     @staticmethod
     def system_info() -> str:

@@ -53,10 +53,22 @@ def check_options(args) -> None:
             raise ScoringError("--grader must be a plain name (letters, digits, '.', '_' or '-')")
 
 
+SYNTHETIC_REFUSAL = "synthetic models (mpibench synth) are timing only: zero weights, meaningless answers, never scored"
+
+
 def _answers(results: Results, path: str) -> list[DistinctAnswer]:
-    answers = distinct_answers(results.results)
+    """The distinct answers to score: those of the real models (a synthetic model's are refused)."""
+    synthetic = {m["name"] for m in results.models if m.get("synthetic")} | \
+        {r["model"] for r in results.results if r.get("synthetic")}
+    real = [r for r in results.results if r["model"] not in synthetic]
+    if synthetic and not any(r["status"] == "ok" for r in real):
+        raise ScoringError(f"{path} holds answers of synthetic models only ({', '.join(sorted(synthetic))}); "
+                           f"{SYNTHETIC_REFUSAL}")
+    answers = distinct_answers(real)
     if not answers:
         raise ScoringError(f"{path} holds no successful task; there is no answer to score")
+    if synthetic:
+        print(f"mpibench: warning: {', '.join(sorted(synthetic))} left unscored: {SYNTHETIC_REFUSAL}", file=sys.stderr)
     return answers
 
 
@@ -137,6 +149,8 @@ def _judge(args) -> int:
     """Every rank: the judge sweep, through run.py like any sweep; rank 0 then stores the parsed ratings."""
     from mpibench import run
     from mpibench.config import ConfigError, SweepConfig, model_from_entry
+    from mpibench.models import inspect_model
+    from mpibench.synth.shapes import is_synth_name
     from mpibench.scoring.judge import JUDGE_TEMPLATE, JUDGE_VERSION, judge_prompts, judge_scores
     from mpibench.store.rundir import RESULTS_FILE, judge_dir
 
@@ -152,6 +166,8 @@ def _judge(args) -> int:
         except (ResultsFileError, ScoringError) as error:
             raise ConfigError(str(error)) from None
         spec = model_from_entry(args.judge_model)
+        if is_synth_name(spec.builtin) or inspect_model(spec).synthetic:
+            raise ConfigError(f"the judge model {spec.name} is synthetic: it cannot judge ({SYNTHETIC_REFUSAL})")
         questions = {p["id"]: p["text"] for p in results.prompts}
         config = SweepConfig(models=(spec,), prompts=judge_prompts(answers, questions),
                              threads=(options["judge_threads"],), max_tokens=options["judge_max_tokens"],

@@ -12,7 +12,7 @@ import numpy as np
 
 from mpibench.store.journal import JOURNAL_FILE
 from mpibench.store.schema import (
-    HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
+    HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, MODEL_DEFINITIONS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
     RESULT_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
@@ -83,6 +83,8 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         workers = [w for launch in header.get("launches") or [header] for w in launch["workers"]]
         _table(f, "workers", WORKER_COLUMNS, workers)  # every launch's ranks
         _table(f, "models", MODEL_COLUMNS, _with_llama_description(header["models"], records))
+        for column, definition in MODEL_DEFINITIONS.items():
+            f["models"].attrs[column] = definition
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
         _table(f, "results", RESULT_COLUMNS, records)
         for column, definition in RESULT_DEFINITIONS.items():

@@ -7,7 +7,8 @@ SCHEMA_VERSION = 5  # 2: hosts gained simd, llama_system_info, simd_mismatch, so
 # runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
 # status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
 # root attribute launches_json (every launch of a resumed run, with its hosts and software). 5: results
-# gained involuntary_switches, other_cpu_s, steal_s, contention_share and contended (other work on the cores)
+# gained involuntary_switches, other_cpu_s, steal_s, contention_share and contended (other work on the cores);
+# models gained synthetic and sha256, results gained synthetic and model_params (readers default 0 and "")
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -24,7 +25,7 @@ RESULT_COLUMNS = (
     ("system_info", "str"), ("engine_library", "str"), ("engine_library_sha256", "str"), ("engine_compiler", "str"),
     ("engine_fix", "str"), ("engine_variant", "str"), ("engine_extra_bufts", "int"),
     ("engine_weight_buffers", "str"), ("preflight", "str"), ("engine_fallback", "int"), ("preflight_s", "float"),
-    ("model_desc", "str"), ("model_bytes", "int"),
+    ("model_desc", "str"), ("model_bytes", "int"), ("synthetic", "int"), ("model_params", "int"),
     ("involuntary_switches", "int"), ("other_cpu_s", "float"), ("steal_s", "float"), ("contention_share", "float"),
     ("contended", "int"),
 )
@@ -72,6 +73,8 @@ RESULT_DEFINITIONS = {
     "engine_fallback": "1 when the first engine configuration died in preflight and a fallback ran",
     "model_desc": "llama.cpp's description of the model, as the task's runner loaded it",
     "model_bytes": "llama.cpp's size of the model's tensors in bytes, as the task's runner loaded it",
+    "model_params": "llama.cpp's parameter count of the model (llama_model_n_params), as the task's runner loaded it",
+    "synthetic": "1 when the task's model is synthetic (mpibench synth: real shape, zero weights): timing only",
     "preflight_s": "seconds of the preflight (a 32-token batch, then 4 single tokens), on the tasks of the "
                    "runner that ran it",
 }
@@ -104,8 +107,13 @@ MODEL_COLUMNS = (
     ("name", "str"), ("path", "str"), ("size_bytes", "int"), ("mtime", "float"),
     ("architecture", "str"), ("quantization", "str"), ("parameters", "int"),
     ("context_length", "int"), ("has_chat_template", "int"), ("prompt_format", "str"),
-    ("llama_desc", "str"), ("llama_bytes", "int"),
+    ("llama_desc", "str"), ("llama_bytes", "int"), ("synthetic", "int"), ("sha256", "str"),
 )
+MODEL_DEFINITIONS = {
+    "synthetic": "1: a synthetic file (GGUF key mpibench.synthetic, written by mpibench synth): a real model's shape "
+                 "with zero weights, for timing only; its answers are meaningless and never scored",
+    "sha256": "sha256 of the model file where known: recorded when a synthetic model was generated into the cache",
+}
 PROMPT_COLUMNS = (("id", "str"), ("category", "str"), ("text", "str"))
 
 # Added without a version bump (no existing table changed): files without them simply have no scores.

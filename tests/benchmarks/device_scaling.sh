@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Thread scaling at 1/2/4/8/16 cores on a many-core machine with no network (the lent device machine).
 # Carried in: build/device/llama-cpp-python (the llama-cpp-python sdist without models, docs, tests and GPU
-# backends) and build/device/pylib (pure-Python gguf, jinja2, diskcache...). Builds llama-cpp-python with
-# every core, writes llama-shaped Q4_0 files (tests/benchmarks/synthetic_gguf.py), runs one mpibench sweep
-# and leaves results.h5, the plots and the `mpibench show` table in $OUT.
+# backends) and build/device/pylib (pure-Python jinja2, diskcache...). Builds llama-cpp-python with every core,
+# writes synthetic llama-shaped Q4_0 files (mpibench synth; SHAPES from mpibench synth --list), runs one
+# mpibench sweep and leaves results.h5, the plots and the `mpibench show` table in $OUT.
 set -euo pipefail
 OUT="${OUT:-/tmp/scaling-out}"
 THREADS="${THREADS:-1,2,4,8,16}"
@@ -22,10 +22,10 @@ if ! python3 -c 'import llama_cpp' 2>/dev/null; then
   echo "llama-cpp-python built in $(( $(date +%s) - start )) s"
 fi
 mkdir -p /tmp/models
-for shape in ${SHAPES:-llama-7b smollm2-135m}; do
-  [ -f "/tmp/models/$shape-q4_0.gguf" ] || python3 tests/benchmarks/synthetic_gguf.py "$shape" "/tmp/models/$shape-q4_0.gguf"
+for shape in ${SHAPES:-llama2-7b smollm2-135m}; do
+  [ -f "/tmp/models/$shape-q4_0.gguf" ] || python3 -m mpibench synth --shape "$shape" --quant q4_0 --out "/tmp/models/$shape-q4_0.gguf"
 done
-models=$(for shape in ${SHAPES:-llama-7b smollm2-135m}; do printf '/tmp/models/%s-q4_0.gguf,' "$shape"; done)
+models=$(for shape in ${SHAPES:-llama2-7b smollm2-135m}; do printf '/tmp/models/%s-q4_0.gguf,' "$shape"; done)
 rm -rf "$OUT/scaling"
 mpirun --bind-to none -n 2 python3 -m mpibench run --models "${models%,}" --threads "$THREADS" \
   --prompts pi,weather --repetitions "${REPS:-3}" --max-tokens "${TOKENS:-32}" --out "$OUT/scaling" 2>&1 | tail -12

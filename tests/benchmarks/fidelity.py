@@ -97,6 +97,42 @@ def run_mpibench(model: str, args, threads: int) -> dict[str, list[float]]:
         return samples
 
 
+def paired_rounds(args, base, other, names: tuple[str, str]) -> float:
+    """Run `base(threads)` and `other(threads)` (each: tokens/s samples per test) back to back for args.rounds
+    rounds and each of args.threads, in alternating order; print each round's ratios (other / base medians), then
+    per test and threads both sides' medians and the median of the rounds' ratios with its 95 % CI. Returns the
+    largest deviation of a ratio from 1."""
+    from mpibench.stats import describe
+    from mpibench.summary import prompt_order
+
+    samples: dict[tuple[str, int, int], list[float]] = {}
+    rounds: dict[tuple[str, int], list[float]] = {}
+    for number in range(args.rounds):
+        for threads in map(int, args.threads.split(",")):
+            if number % 2 == 0:
+                a, b = base(threads), other(threads)
+            else:
+                b = other(threads)
+                a = base(threads)
+            for test in a:
+                samples.setdefault((test, threads, 0), []).extend(a[test])
+                samples.setdefault((test, threads, 1), []).extend(b[test])
+                rounds.setdefault((test, threads), []).append(statistics.median(b[test]) / statistics.median(a[test]))
+            print(f"round {number + 1}/{args.rounds}, {threads} threads: "
+                  + ", ".join(f"{test} {rounds[test, threads][-1]:.3f}" for test in a), file=sys.stderr, flush=True)
+    print(f"{'test':>8} {'threads':>7} {names[0]:>12} {names[1]:>12} {'ratio':>7}  95 % CI")
+    worst = 0.0
+    for key in sorted(rounds, key=lambda k: (prompt_order(k[0]), k[1])):
+        ratio = describe(rounds[key])
+        worst = max(worst, abs(ratio.median - 1))
+        print(f"{key[0]:>8} {key[1]:>7} {statistics.median(samples[(*key, 0)]):>12.2f} "
+              f"{statistics.median(samples[(*key, 1)]):>12.2f} {ratio.median:>7.3f}  [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]")
+    print(f"tokens/s: median of all samples; ratio: median over rounds of ({names[1]} median / {names[0]} median), "
+          "with its 95 % confidence interval (order statistics)")
+    print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= 0.03 else 'OUTSIDE'} the 3 % target)")
+    return worst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="GGUF file (default: the builtin SmolLM2-135M)")
@@ -108,41 +144,13 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from mpibench.models import builtin_path
-    from mpibench.stats import describe
-    from mpibench.summary import prompt_order
 
     model = args.model or str(builtin_path("smollm2-135m"))
     binary = llama_bench()
-    theirs: dict[tuple[str, int], list[float]] = {}
-    ours: dict[tuple[str, int], list[float]] = {}
-    rounds: dict[tuple[str, int], list[float]] = {}
-    for number in range(args.rounds):
-        for threads in map(int, args.threads.split(",")):
-            if number % 2 == 0:
-                a = run_llama_bench(binary, model, args, threads)
-                b = run_mpibench(model, args, threads)
-            else:
-                b = run_mpibench(model, args, threads)
-                a = run_llama_bench(binary, model, args, threads)
-            for test in a:
-                key = (test, threads)
-                theirs.setdefault(key, []).extend(a[test])
-                ours.setdefault(key, []).extend(b[test])
-                rounds.setdefault(key, []).append(statistics.median(b[test]) / statistics.median(a[test]))
-            print(f"round {number + 1}/{args.rounds}, {threads} threads: "
-                  + ", ".join(f"{test} {rounds[test, threads][-1]:.3f}" for test in a), file=sys.stderr, flush=True)
     print(f"model {Path(model).name}, llama-cpp-python {importlib.metadata.version('llama-cpp-python')}, "
           f"{args.rounds} rounds x {args.r} repetitions, order alternating; llama-bench pinned as mpibench's runner")
-    print(f"{'test':>8} {'threads':>7} {'llama-bench':>12} {'mpibench':>10} {'ratio':>7}  95 % CI")
-    worst = 0.0
-    for key in sorted(rounds, key=lambda k: (prompt_order(k[0]), k[1])):
-        ratio = describe(rounds[key])
-        worst = max(worst, abs(ratio.median - 1))
-        print(f"{key[0]:>8} {key[1]:>7} {statistics.median(theirs[key]):>12.2f} {statistics.median(ours[key]):>10.2f} "
-              f"{ratio.median:>7.3f}  [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]")
-    print("tokens/s: median of all samples; ratio: median over rounds of (mpibench median / llama-bench median), "
-          "with its 95 % confidence interval (order statistics)")
-    print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= 0.03 else 'OUTSIDE'} the 3 % target)")
+    paired_rounds(args, lambda t: run_llama_bench(binary, model, args, t), lambda t: run_mpibench(model, args, t),
+                  ("llama-bench", "mpibench"))
     return 0
 
 
