@@ -44,6 +44,10 @@ class ModelInfo:
     context_length: int
     has_chat_template: bool
     prompt_format: str  # "chat" (the file's template) or a completion format with {prompt}
+    n_layers: int  # the KV cache's shape, for the roofline (0 where the header does not say)
+    n_kv_heads: int
+    key_length: int
+    value_length: int
 
 
 class _Reader:
@@ -110,6 +114,24 @@ def read_gguf_header(path: str | Path) -> tuple[dict, int]:
     return metadata, parameters
 
 
+def _whole(value) -> int:
+    """A header value as a count; 0 for one that is missing or per layer (an array, skipped when read)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def kv_shape(metadata: dict, arch: str) -> dict[str, int]:
+    """Layers, KV heads and key/value head lengths from the GGUF header, with llama.cpp's defaults: KV heads =
+    heads, head lengths = embedding length / heads; 0 where the header does not say."""
+    heads = _whole(metadata.get(f"{arch}.attention.head_count"))
+    head = _whole(metadata.get(f"{arch}.embedding_length")) // heads if heads else 0
+    return {
+        "n_layers": _whole(metadata.get(f"{arch}.block_count")),
+        "n_kv_heads": _whole(metadata.get(f"{arch}.attention.head_count_kv", heads)),
+        "key_length": _whole(metadata.get(f"{arch}.attention.key_length", head)),
+        "value_length": _whole(metadata.get(f"{arch}.attention.value_length", head)),
+    }
+
+
 def builtin_path(name: str) -> Path:
     """Locate (or assemble once) the GGUF file of a builtin model."""
     if name == "smollm2-135m":
@@ -158,4 +180,5 @@ def inspect_model(spec: ModelSpec) -> ModelInfo:
         context_length=int(metadata.get(f"{arch}.context_length", 0)),
         has_chat_template=has_template,
         prompt_format=spec.prompt_format or ("chat" if has_template else DEFAULT_COMPLETION_FORMAT),
+        **kv_shape(metadata, arch),
     )
