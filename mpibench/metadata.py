@@ -53,7 +53,7 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def _mem_total_bytes() -> int:
+def mem_total_bytes() -> int:
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
@@ -79,6 +79,18 @@ def cache_sizes(cpu_dir: Path = SYS_CPU / "cpu0") -> dict[str, int]:
         if key in sizes:
             sizes[key] = _size_bytes(_read(index / "size"))
     return sizes
+
+
+def last_level_cache_bytes(cpu_root: Path = SYS_CPU) -> int:
+    """The node's last-level cache in all: the sizes of every distinct instance of the highest cache level (one per
+    socket or core complex), from sysfs; 0 when unreadable."""
+    instances: dict[tuple[str, str], int] = {}
+    for index in cpu_root.glob("cpu[0-9]*/cache/index*"):
+        level = _read(index / "level")
+        if level.isdigit():
+            instances.setdefault((level, _read(index / "shared_cpu_list")), _size_bytes(_read(index / "size")))
+    top = max((int(level) for level, _ in instances), default=0)
+    return sum(size for (level, _), size in instances.items() if int(level) == top)
 
 
 def boost_state(cpu_root: Path = SYS_CPU) -> str:
@@ -117,7 +129,7 @@ def host_facts() -> dict:
         "sockets": _sockets(online),
         "numa_nodes": len(parse_cpu_list(nodes)) if nodes else 0,
         **cache_sizes(),
-        "memory_bytes": _mem_total_bytes(),
+        "memory_bytes": mem_total_bytes(),
         "kernel": platform.release(),
         "governor": _read(SYS_CPU / "cpu0/cpufreq/scaling_governor", "unknown"),
         "boost": boost_state(),

@@ -17,11 +17,11 @@ from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats, describe, ratio_ci
 from mpibench.table import table_lines
 
-CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens", "roofline_tok_s",
-                "roofline_fraction")
+CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens", "bytes_per_token",
+                "roofline_tok_s", "roofline_fraction")
 LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "prefill tok/s", "ttft_s": "TTFT s",
-          "tpot_s": "TPOT s", "generated_tokens": "tokens", "roofline_tok_s": "roofline tok/s",
-          "roofline_fraction": "roofline fraction"}
+          "tpot_s": "TPOT s", "generated_tokens": "tokens", "bytes_per_token": "bytes/token",
+          "roofline_tok_s": "roofline tok/s", "roofline_fraction": "roofline fraction"}
 MAX_OUTLIER_LINES = 20
 
 
