@@ -23,18 +23,17 @@ def core_sets(cores: tuple[int, ...], threads: tuple[int, ...]) -> list[tuple[in
     return [cores[:t] for t in threads if t <= len(cores)]
 
 
-def node_probe(facts: dict, threads: tuple[int, ...] | None) -> tuple[list, list[str]]:
+def node_probe(facts: dict, threads: tuple[int, ...] | None) -> tuple[list, list[str], str]:
     """This node's bandwidth rows on the CPUs of `facts` (a rank's), at `threads` (default: every count a run
-    would sweep there), and a line for each problem ("warning: ..." or "error: ...")."""
+    would sweep there); the counts left out, in words; the error that stopped the probe ("" if none)."""
     cores = physical_first(facts["cpus"], facts["siblings"])
     threads = threads or default_thread_counts(len(cores))
     above = [t for t in threads if t > len(cores)]
-    notes = [f"warning: {facts['hostname']}: {','.join(map(str, above))} threads not probed: this rank has "
-             f"{len(cores)} CPUs"] if above else []
+    skipped = [f"{','.join(map(str, above))} threads not probed: this rank has {len(cores)} CPUs"] if above else []
     try:
-        return probe(core_sets(cores, threads)), notes
+        return probe(core_sets(cores, threads)), skipped, ""
     except ProbeError as error:
-        return [], notes + [f"error: {facts['hostname']}: {error}"]
+        return [], skipped, str(error)
 
 
 def table(rows) -> list[str]:
@@ -49,21 +48,20 @@ def probe_command(threads: tuple[int, ...] | None) -> int:
     """Every rank: node leaders probe their node, rank 0 prints the table; 1 when a node could not be probed."""
     comm = mpi.comm_world()
     facts = rank_facts()
-    mine = node_probe(facts, threads) if mpi.node_leader(comm) == comm.rank else ([], [])
-    nodes = mpi.gather(comm, mine)
+    mine = (facts["hostname"], *node_probe(facts, threads)) if mpi.node_leader(comm) == comm.rank else None
+    nodes = [node for node in mpi.gather(comm, mine) or [] if node]
     if comm.rank != 0:
         return 0
-    rows = [row for node_rows, _ in nodes for row in node_rows]
-    notes = [note for _, node_notes in nodes for note in node_notes]
+    rows = [row for _, node_rows, _, _ in nodes for row in node_rows]
+    notes = [f"warning: {host}: {line}" for host, _, skipped, _ in nodes for line in skipped]
+    notes += [f"error: {host}: {error}" for host, _, _, error in nodes if error]
     if rows:
         print(f"mpibench probe: read bandwidth, {rows[0].method} (each thread sums its own slice of the working set, "
               "pinned to its core)")
         print("\n".join(table(rows)))
-    if not rows and not notes:  # every count above every node's CPUs
-        notes.append("error: no thread count fits the CPUs of the nodes' lowest ranks")
-    elif not rows and not any(note.startswith("error") for note in notes):
+    if not rows and not any(note.startswith("error") for note in notes):
         notes.append("error: nothing probed: every thread count exceeds the CPUs of the nodes' lowest ranks")
     for note in notes:
         print(f"mpibench: {note}", file=sys.stderr)
     sys.stdout.flush()
-    return 1 if any(note.startswith("error") for note in notes) or not rows else 0
+    return 1 if any(note.startswith("error") for note in notes) else 0

@@ -114,7 +114,8 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     outcome, stop_code = None, 0
     try:
         if plan.tasks:
-            plan.probe_bandwidth(transport)
+            plan.probe_bandwidth(transport)  # a measurement, not coordination: kept out of wall_s and rank 0's CPU
+            wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
             scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
             outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
                                  Progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
@@ -206,11 +207,12 @@ class Plan:
     def probe_bandwidth(self, transport) -> None:
         """Each worker node's read bandwidth at the run's thread counts, on the cores its tasks get, measured by its
         first worker rank before any task; kept with this launch in run.json (written before the first task)."""
-        threads = tuple(self.header["threads"])
-        requests = {}
-        for rank, node in sorted(self.place.worker_nodes.items(), reverse=True):  # the node's lowest rank wins
-            requests[node] = (rank, ProbeRequest(tuple(core_sets(self.place.node_cores[node], threads))))
-        rows, problems = probe_nodes(transport, {rank: (node, request) for node, (rank, request) in requests.items()})
+        threads, first = tuple(self.header["threads"]), {}
+        for rank, node in sorted(self.place.worker_nodes.items()):
+            first.setdefault(node, rank)
+        rows, problems = probe_nodes(transport, {
+            rank: (node, ProbeRequest(tuple(core_sets(self.place.node_cores[node], threads))))
+            for node, rank in first.items()})
         for line in problems:
             say(f"warning: no read bandwidth for {line}; its tasks have no roofline")
         for line in bandwidth_lines([asdict(row) for row in rows]):

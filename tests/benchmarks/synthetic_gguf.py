@@ -30,6 +30,7 @@ class Shape:
 SHAPES = {
     "tiny": Shape(vocab=512, embd=128, layers=2, heads=4, kv_heads=2, ff=256),
     "smollm2-135m": Shape(vocab=49152, embd=576, layers=30, heads=9, kv_heads=3, ff=1536),
+    "llama-1b": Shape(vocab=32000, embd=2048, layers=22, heads=32, kv_heads=4, ff=5632),  # TinyLlama-1.1B's
     "llama-7b": Shape(vocab=32000, embd=4096, layers=32, heads=32, kv_heads=32, ff=11008),
     "llama-13b": Shape(vocab=32000, embd=5120, layers=40, heads=40, kv_heads=40, ff=13824),
 }
