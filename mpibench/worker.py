@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 
 from mpibench import preflight
 from mpibench.affinity import format_cpu_list, runner_environment
+from mpibench.bandwidth import ProbeError, probe
 from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
-from mpibench.bandwidth import ProbeError, probe
 from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadRequest,
                                Measurement, ProbeReply, ProbeRequest, Result, Stop, TaskReply, decode, encode,
                                task_columns)
