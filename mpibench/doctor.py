@@ -24,7 +24,7 @@ from mpibench.probe import node_probe
 from mpibench.simd import build_features, host_features, mismatch
 from mpibench.toolchain import compiler_affected
 from mpibench.protocol import Job, Request
-from mpibench.roofline import bandwidth_lines
+from mpibench.roofline import bandwidth_by_host
 from mpibench.tasks import Task
 from mpibench.worker import Worker
 
@@ -122,7 +122,8 @@ def bandwidth_findings(facts: dict) -> list[Finding]:
     """The node's read bandwidth on this rank's CPUs (the decode roofline's numerator), or why it could not be
     measured."""
     rows, _, error = node_probe(facts, None)  # every count fits: the default counts are the rank's own
-    found = [Finding("ok", facts["hostname"], line) for line in bandwidth_lines([asdict(r) for r in rows])]
+    found = [Finding("ok", host, f"read bandwidth {words}")
+             for host, words in bandwidth_by_host([asdict(r) for r in rows]).items()]
     return found + ([Finding("warn", facts["hostname"], f"read bandwidth: {error}",
                              "a run's tasks on this node would get no roofline")] if error else [])
 

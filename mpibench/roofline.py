@@ -79,14 +79,18 @@ def task_roofline(record: dict, model: dict | None, bandwidth: Sequence[dict]) -
     return {"bytes_per_token": per_token, "roofline_tok_s": bound, "roofline_fraction": record["decode_tok_s"] / bound}
 
 
-def bandwidth_lines(rows: Sequence[dict]) -> list[str]:
-    """One line per host: its read bandwidth at each thread count, from the latest probe of each."""
+def bandwidth_by_host(rows: Sequence[dict]) -> dict[str, str]:
+    """Per host, in words: its read bandwidth at each thread count, from the latest probe of each."""
     latest = {(r["hostname"], r["threads"]): r for r in sorted(rows, key=lambda r: r["probed_unix"])}
-    lines = []
+    words = {}
     for host in dict.fromkeys(host for host, _ in latest):
         mine = sorted((r for (h, _), r in latest.items() if h == host), key=lambda r: r["threads"])
         figures = ", ".join(f"{r['gb_per_s']:.1f} GB/s at {r['threads']} thread{'s' * (r['threads'] > 1)} "
                             f"(CV {100 * r['cv']:.1f} %)" for r in mine)
-        lines.append(f"read bandwidth of {host}: {figures}; {mine[0]['method']} over "
-                     f"{mine[0]['working_set_bytes'] / 2**20:.0f} MiB")
-    return lines
+        words[host] = f"{figures}; {mine[0]['method']} over {mine[0]['working_set_bytes'] / 2**20:.0f} MiB"
+    return words
+
+
+def bandwidth_lines(rows: Sequence[dict]) -> list[str]:
+    """One line per host: its read bandwidth at each thread count."""
+    return [f"read bandwidth of {host}: {words}" for host, words in bandwidth_by_host(rows).items()]
