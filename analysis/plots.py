@@ -1,5 +1,6 @@
 """Plots of a results file: runtime, decode and prefill speed, TTFT, speedup and efficiency against threads; decode
-against its memory roofline; runtime against model size; per model, runtime and score against threads; the quality plots when the run was scored.
+against its memory roofline; runtime against model size; per model, runtime and score against threads; the quality
+plots when the run was scored.
 
 Usage: python -m analysis.plots results/<run-id>/results.h5 [--out DIR]
 Every point is the median over a cell's successful repetitions, its bar the median's 95 % interval; a plot that

@@ -1,11 +1,11 @@
 """Every message that crosses a process boundary, as a frozen dataclass (pure).
 
 Rank 0 -> worker: `ProbeRequest` (the node's read-bandwidth probe, answered with a `ProbeReply` of `Bandwidth`
-rows, before the first task), `Job`, then `Stop` (over MPI, pickled). Worker -> runner: `LoadRequest`, then one `Request` a task
-(over the runner's stdin, one JSON line each). Runner -> worker: `EngineFacts` (the CPU backend about to
-run), `Loaded` or `Failed`, then one `Measurement` or `Failed` a task; a runner that dies or overruns
-is read as `Failed` with `dead` set. Worker -> rank 0: `TaskReply`, which carries the task's `Result`:
-one row of the results table, its fields generated from store/schema.py's columns and defaulted there.
+rows, before the first task), `Job`, then `Stop` (over MPI, pickled). Worker -> runner: `LoadRequest`, then one
+`Request` a task (over the runner's stdin, one JSON line each). Runner -> worker: `EngineFacts` (the CPU backend
+about to run), `Loaded` or `Failed`, then one `Measurement` or `Failed` a task; a runner that dies or overruns is
+read as `Failed` with `dead` set. Worker -> rank 0: `TaskReply`, which carries the task's `Result`: one row of
+the results table, its fields generated from store/schema.py's columns and defaulted there.
 """
 
 from __future__ import annotations
