@@ -1,5 +1,6 @@
-"""Plots of a results file: runtime, decode and prefill speed, TTFT, speedup and efficiency against threads; runtime
-against model size; per model, runtime and score against threads; the quality plots when the run was scored.
+"""Plots of a results file: runtime, decode and prefill speed, TTFT, speedup and efficiency against threads; decode
+against its memory roofline; runtime against model size; per model, runtime and score against threads; the quality
+plots when the run was scored.
 
 Usage: python -m analysis.plots results/<run-id>/results.h5 [--out DIR]
 Every point is the median over a cell's successful repetitions, its bar the median's 95 % interval; a plot that
@@ -113,6 +114,43 @@ def _speedup_figure(shown: list[Cell], path: Path) -> Path:
     return save(fig, path)
 
 
+def roofline_reason(shown: list[Cell], decoded: list[Cell]) -> str | None:
+    """Why the roofline plot cannot be drawn, or None if it can."""
+    if not decoded:
+        return f"no successful cell measured {LABELS['decode_tok_s']}"
+    if not shown:
+        return "no bandwidth probe in this file (mpibench measures one at the start of every run since schema 5)"
+    return None
+
+
+def _roofline_figure(shown: list[Cell], path: Path) -> Path:
+    """Per series: decode tok/s against threads with its bound (dashed, same colour), each point labelled with the
+    share of the bound it reached."""
+    series = sorted({c.series for c in shown})
+    fig, axes = new_figure(len(series))
+    for ax, name in zip(axes, series):
+        by_line = lines([c for c in shown if c.series == name])
+        xs = [c.threads for c in shown if c.series == name]
+        for i, ((_, prompt), cs) in enumerate(by_line.items()):
+            threads, decode = [c.threads for c in cs], [c.medians["decode_tok_s"] for c in cs]
+            below, above = zip(*(bar(c.stats["decode_tok_s"]) for c in cs))
+            curve(ax, threads, decode, below, above, i, len(by_line), xs, color=f"C{i}", label=f"{prompt} decode")
+            ax.plot(threads, [c.medians["roofline_tok_s"] for c in cs], ls="--", color=f"C{i}", label=f"{prompt} bound")
+            for c in cs:
+                ax.annotate(f"{100 * c.medians['roofline_fraction']:.0f} %", (c.threads, c.medians["decode_tok_s"]),
+                            textcoords="offset points", xytext=(6, -10), fontsize=7, color=f"C{i}")
+        ax.set_title(wrapped(name, 40), fontsize=10)
+        ax.set_ylabel("decode tokens/s")
+        ax.set_ylim(bottom=0)
+        _threads_axis(ax, shown)
+        ax.legend(fontsize=7)
+    fig.suptitle("decode against its memory roofline")
+    footnote(fig, wrapped(ci_note(c.stats["decode_tok_s"] for c in shown) + "; dashed: the bound, read bandwidth at "
+                          "the thread count / bytes read per token (median of the cell's runs); labels: the share of "
+                          "it reached", 150))
+    return save(fig, path)
+
+
 def _model_size_figure(shown: list[Cell], parameters: dict[str, int], path: Path) -> Path:
     prompts = sorted({c.prompt_id for c in shown})
     fig, axes = new_figure(len(prompts), columns=3, height=3.0)
@@ -189,6 +227,9 @@ def figures(results_path: str | Path, out_dir: str | Path, exclude_contended: bo
         draw(name, threads_reason(shown, metric),
              lambda path, shown=shown, metric=metric, ylabel=ylabel, title=title:
              _per_series_figure(shown, metric, ylabel, title, path))
+    decoded = plotted(all_cells, "decode_tok_s")
+    bounded = [c for c in decoded if not math.isnan(c.medians["roofline_tok_s"])]
+    draw("decode_roofline", roofline_reason(bounded, decoded), lambda path: _roofline_figure(bounded, path))
     runtime = plotted(all_cells, "e2e_s")
     draw("speedup_efficiency", threads_reason(runtime, "e2e_s"), lambda path: _speedup_figure(runtime, path))
     parameters = {m["name"]: m["parameters"] for m in results.models}

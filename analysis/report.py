@@ -27,6 +27,7 @@ from analysis.plots import figures
 from mpibench.export import to_llama_bench_csv
 from mpibench.findings import METHOD, answer_sentences
 from mpibench.metadata import host_lines, software_line
+from mpibench.roofline import bandwidth_lines
 from mpibench.stats import CV_LIMIT
 from mpibench.store.hdf5 import Results, ResultsFileError, read_results
 from mpibench.summary import (
@@ -37,6 +38,8 @@ from mpibench.summary import (
 CAPTIONS = {
     "runtime_vs_threads": "End-to-end time against threads, per model and prompt.",
     "decode_vs_threads": "Decode speed (tokens/s after the first) against threads.",
+    "decode_roofline": "Decode speed against threads with its memory roofline (dashed): the node's read bandwidth at "
+                       "that thread count / the bytes read per token; each point is labelled with the share reached.",
     "prefill_vs_threads": "Prefill speed (prompt tokens/s) against threads.",
     "ttft_vs_threads": "Time to first token against threads.",
     "speedup_efficiency": "Speedup over the fewest threads, and the parallel efficiency it implies.",
@@ -205,8 +208,8 @@ def sections(results: Results, drawn: Figures) -> list[Section]:
         Section("Engine configurations", (_items_or([line.strip() for line in engine_lines(results.results)],
                                                     "None recorded in this file."),), 3),
         Section("The run", ()),
-        Section("Hosts", (_items_or(["; ".join(line.strip() for line in host_lines(h)) for h in results.hosts],
-                                    "None recorded."),), 3),
+        Section("Hosts", (_items_or(["; ".join(line.strip() for line in host_lines(h)) for h in results.hosts]
+                                    + bandwidth_lines(results.bandwidth), "None recorded."),), 3),
         Section("Models", (_items_or([_model_line(m) for m in results.models], "None recorded."),), 3),
         Section("Software and MPI", (Items((
             f"software: {software_line(json.loads(attrs.get('software_json', '{}')))}",

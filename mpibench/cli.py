@@ -66,10 +66,20 @@ def cmd_doctor(args) -> int:
     return guarded(doctor)
 
 
+def cmd_probe(args) -> int:
+    from mpibench.config import parse_int_list
+    from mpibench.probe import probe_command
+    from mpibench.run import guarded
+
+    threads = parse_int_list(args.threads, "--threads") if args.threads else None
+    return guarded(lambda: probe_command(threads))
+
+
 def cmd_show(args) -> int:
     import json
 
     from mpibench.metadata import host_lines, software_line
+    from mpibench.roofline import bandwidth_lines
     from mpibench.store.hdf5 import read_results
     from mpibench.summary import cells, engine_lines, report
 
@@ -86,6 +96,8 @@ def cmd_show(args) -> int:
             print(f"  llama.cpp build: {host['llama_system_info']}")
         if host.get("simd_mismatch"):
             print(f"  SIMD mismatch: {host['simd_mismatch']} (see launch/build-portable.sh)")
+    for line in bandwidth_lines(results.bandwidth):
+        print(line)
     for line in engine_lines(results.results):
         print(line)
     for model in results.models:
@@ -329,6 +341,14 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--force", action="store_true", help="replace --out if it exists")
     synth.add_argument("--list", action="store_true", help="list the shapes with file size and memory needed")
     synth.set_defaults(func=cmd_synth)
+
+    probe = _command(sub, "probe", "measure each node's read bandwidth at each thread count (launch with "
+                     "mpirun -n N to probe every node)", "mpirun -n 2 mpibench probe -t 1,2",
+                     description="Each node's lowest rank reads a working set well above the last-level cache with "
+                     "one pinned thread per core, repeated until stable.")
+    probe.add_argument("-t", "--threads", help="thread counts: 1,2,4 or 1-16*2 (default: every count a run would "
+                       "sweep on the node's cores)")
+    probe.set_defaults(func=cmd_probe)
 
     models = _command(sub, "models", "list the builtin models", "mpibench models")
     models.set_defaults(func=cmd_models)

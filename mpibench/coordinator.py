@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 from mpibench.polling import Backoff
 from mpibench.progress import Progress
-from mpibench.protocol import OK, Job, Result, unrun_result
+from mpibench.protocol import OK, Job, ProbeRequest, Result, TaskReply, unrun_result
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.tasks import Task
 
 
+PROBE_LIMIT_S = 120.0  # how long rank 0 waits for the nodes' bandwidth probes (each takes seconds)
 RESULT_POLL_S = 0.01  # rank 0 looks for results at least this often while a node may wait on it
 FED_POLL_S = 0.05  # ... and this often while every running worker holds its next task (at most half the
 # shortest task seen, so that a worker's queue never runs dry before rank 0 refills it)
@@ -102,6 +103,8 @@ def coordinate(
             continue
         backoff.reset()
         rank, reply = message
+        if not isinstance(reply, TaskReply):  # a bandwidth probe's reply that came after probe_nodes gave up
+            continue
         result = reply.result
         running = scheduler.running.get(rank)
         if running is None or running.task.id != result.task_id:  # late: its worker was given up for lost
@@ -121,6 +124,29 @@ def coordinate(
                 store(unrun_result(task, f"not run: {result.error}"))
     progress.finish()
     return outcome
+
+
+def probe_nodes(transport, requests: dict[int, tuple[str, ProbeRequest]], limit: float = PROBE_LIMIT_S,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                ) -> tuple[list, list[str]]:
+    """Before the first task: send each node's probe to its rank (rank -> (node, request)) and collect the
+    bandwidth rows; returns them and a line for each node without (its probe failed or did not answer in time)."""
+    for rank, (_, request) in requests.items():
+        transport.send_job(rank, request)
+    rows, problems, waiting = [], [], dict(requests)
+    backoff, end = Backoff(sleep=sleep), clock() + limit
+    while waiting and clock() < end:
+        message = transport.poll()
+        if message is None:
+            backoff.sleep()
+            continue
+        rank, reply = message
+        node, _ = waiting.pop(rank)
+        rows += reply.rows
+        if reply.error:
+            problems.append(f"{node}: {reply.error}")
+    problems += [f"{node}: its bandwidth probe did not answer within {limit:.0f} s" for node, _ in waiting.values()]
+    return rows, problems
 
 
 def drain(transport, store_result: Callable[[Result], None], seconds: float, clock=time.monotonic) -> int:

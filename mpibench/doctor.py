@@ -3,14 +3,15 @@ the fix for each problem.
 
 Under `mpirun -n N mpibench doctor` every node is checked by its lowest rank: the launch (world size,
 the CPUs the ranks were bound to), the llama.cpp build against the CPU (SIMD, AMX, the compiler and its
-AMX tile-config trap), and the engine preflight (preflight.py) of the builtin model on one core.
+AMX tile-config trap), the engine preflight (preflight.py) of the builtin model on one core, and the node's read
+bandwidth at each thread count a run would sweep there (probe.py).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from mpibench import launcher, mpi
 from mpibench.config import model_from_entry
@@ -19,9 +20,11 @@ from mpibench.metadata import cpu_flags, rank_facts
 from mpibench.models import ModelError, inspect_model
 from mpibench.placement import describe, placement
 from mpibench.preflight import PREFLIGHT_BATCH, PREFLIGHT_SINGLES, crash_advice, summary
+from mpibench.probe import node_probe
 from mpibench.simd import build_features, host_features, mismatch
 from mpibench.toolchain import compiler_affected
 from mpibench.protocol import Job, Request
+from mpibench.roofline import bandwidth_by_host
 from mpibench.tasks import Task
 from mpibench.worker import Worker
 
@@ -115,6 +118,16 @@ def check_node(rank: int, cpus: tuple[int, ...]) -> list[Finding]:
         [preflight_finding(worker.hostname, choice, engine, "amx_int8" in flags)]
 
 
+def bandwidth_findings(facts: dict) -> list[Finding]:
+    """The node's read bandwidth on this rank's CPUs (the decode roofline's numerator), or why it could not be
+    measured."""
+    rows, _, error = node_probe(facts, None)  # every count fits: the default counts are the rank's own
+    found = [Finding("ok", host, f"read bandwidth {words}")
+             for host, words in bandwidth_by_host([asdict(r) for r in rows]).items()]
+    return found + ([Finding("warn", facts["hostname"], f"read bandwidth: {error}",
+                             "a run's tasks on this node would get no roofline")] if error else [])
+
+
 def render(findings: list[Finding]) -> str:
     lines = []
     for f in findings:
@@ -133,7 +146,7 @@ def doctor() -> int:
     comm = mpi.comm_world()
     facts = dict(rank_facts(), node=mpi.node_leader(comm))
     everyone = mpi.gather(comm, facts)
-    mine = check_node(comm.rank, facts["cpus"]) if facts["node"] == comm.rank else []
+    mine = check_node(comm.rank, facts["cpus"]) + bandwidth_findings(facts) if facts["node"] == comm.rank else []
     nodes = mpi.gather(comm, mine)
     if comm.rank != 0:
         return 0

@@ -7,6 +7,7 @@ front, and what failed. Where data is missing, a sentence says what is missing a
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,70 @@ def scaling_sentence(group: Group) -> str:
     parts += [f"{p.threads} threads {p.speedup:.2f}x ({_ci(p.ci_low, p.ci_high)}{partial(p)}), "
               f"{100 * p.efficiency:.0f} %" for p in rest]
     return "; ".join(parts + [knee(points)]) + "."
+
+
+# The memory roofline --------------------------------------------------------------------------------------------
+
+def _median_of(cells_: Sequence[Cell], metric: str) -> float:
+    values = [c.medians[metric] for c in cells_ if not math.isnan(c.medians[metric])]
+    return statistics.median(values) if values else math.nan
+
+
+def roofline_sentence(group: Group) -> str | None:
+    """How close a group's decode came to its memory roofline at each thread count; None when it has no bound."""
+    points = [(t, [c for c in here.values() if not math.isnan(c.medians["roofline_fraction"])])
+              for t, here in group.by_threads.items()]
+    points = [(t, cs) for t, cs in points if cs]
+    if not points:
+        return None
+    parts = []
+    for threads, cs in points:
+        bound, per_token = _median_of(cs, "roofline_tok_s"), _median_of(cs, "bytes_per_token")
+        parts.append(f"{100 * _median_of(cs, 'roofline_fraction'):.0f} %{'' if parts else ' of its memory roofline'} "
+                     f"at {_threads([threads])} "
+                     f"({_median_of(cs, 'decode_tok_s'):.3g} of {bound:.3g} tok/s: {bound * per_token / 1e9:.1f} GB/s "
+                     f"read / {per_token / 1e6:.4g} MB a token)")
+    prompts = len({p for here in group.by_threads.values() for p in here})
+    what = f"its {_count(prompts, 'query')} (medians over them)" if group.kind == "query" else group.what
+    return f"{group.series}, {what}: decode reached {', '.join(parts)}."
+
+
+def prefill_sentence(group: Group, decode: Sequence[Group]) -> str | None:
+    """A bench ppN group's speed against the decode roofline at the same threads: prefill is compute-bound, with no
+    bound of its own, and no peak FLOP rate is measured to set one."""
+    if group.kind != "bench" or not group.what.startswith("pp"):
+        return None
+    bounds = {t: _median_of([c for g in decode if g.series == group.series for c in g.by_threads.get(t, {}).values()],
+                            "roofline_tok_s") for t in group.by_threads}
+    parts = []
+    for t, here in group.by_threads.items():
+        speed = _median_of(list(here.values()), "prefill_tok_s")
+        against = "" if math.isnan(bounds[t]) else f" ({speed / bounds[t]:.2g}x the decode roofline there)"
+        parts.append(f"{speed:.3g} tok/s at {_threads([t])}{against}")
+    return (f"{group.series}, {group.what}: prefill is compute-bound (a batch reads the weights once for all its "
+            f"tokens), so it has no memory roofline, and no peak FLOP rate was measured: {', '.join(parts)}.")
+
+
+def queries_prefill_sentence(found: Sequence[Group]) -> list[str]:
+    """For query runs: the bench command whose pp tests are their prefill's compute-bound reference."""
+    queries = [g for g in found if g.kind == "query"]
+    if not queries:
+        return []
+    models = ",".join(dict.fromkeys(g.model for g in queries))
+    threads = ",".join(map(str, sorted({t for g in queries for t in g.by_threads})))
+    return [f"Prefill is compute-bound and has no memory roofline; its reference is llama-bench's pp at the same "
+            f"threads: mpibench bench -m {models} -p 512 -n 0 -t {threads}."]
+
+
+def roofline_sentences(all_cells: Sequence[Cell]) -> list[str]:
+    """Decode against its memory roofline, per series and test (or queries), then prefill beside it."""
+    found = groups(all_cells)
+    decode = [g for g in found if g.kind == "query" or g.what.startswith("tg")]
+    sentences = [s for g in decode if (s := roofline_sentence(g))]
+    if decode and not sentences:
+        sentences.append("Decode against its memory roofline: this file holds no bandwidth probe (written before "
+                         "mpibench measured one, or every probe failed); mpibench probe measures a node's.")
+    return sentences + [s for g in found if (s := prefill_sentence(g, decode))] + queries_prefill_sentence(found)
 
 
 # Determinism and scores across thread counts --------------------------------------------------------------------
@@ -355,18 +420,19 @@ def answer_sentences(results: Results) -> list[str]:
     """The study's answers in the report's order: scaling, determinism and scores across threads, model size,
     quality against cost, failures."""
     records = results.results
+    all_cells = cells(records)
     synthetic = sorted(m["name"] for m in results.models if m.get("synthetic"))
     one = len(synthetic) == 1
     sentences = [f"Timing only: {', '.join(synthetic)} {'is' if one else 'are'} synthetic (mpibench synth: a real "
                  f"model's shape with zero weights); {'its' if one else 'their'} timings stand for the real shape's, "
                  f"{'its' if one else 'their'} answers, determinism and scores do not."] if synthetic else []
-    sentences += [scaling_sentence(g) for g in groups(cells(records))]
+    sentences += [scaling_sentence(g) for g in groups(all_cells)]
     if _measured_queries(records):
         sentences += determinism_sentences(records) + score_sentences(records, results.scores)
     elif records:
         sentences.append("Determinism and scores: bench runs produce no answers; run the study's queries with "
                          "mpibench run.")
-    sentences += size_steps(records, results.models, results.scores)
+    sentences += size_steps(records, results.models, results.scores) + roofline_sentences(all_cells)
     if _measured_queries(records):
         sentences += pareto_sentences(records, results.scores)
     total = int(results.attrs.get("total_tasks", len(records)))

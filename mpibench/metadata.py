@@ -82,6 +82,18 @@ def cache_sizes(cpu_dir: Path = SYS_CPU / "cpu0") -> dict[str, int]:
     return sizes
 
 
+def last_level_cache_bytes(cpu_root: Path = SYS_CPU) -> int:
+    """The node's last-level cache in all: the sizes of every distinct instance of the highest cache level (one per
+    socket or core complex), from sysfs; 0 when unreadable."""
+    instances: dict[tuple[str, str], int] = {}
+    for index in cpu_root.glob("cpu[0-9]*/cache/index*"):
+        level = _read(index / "level")
+        if level.isdigit():
+            instances.setdefault((level, _read(index / "shared_cpu_list")), _size_bytes(_read(index / "size")))
+    top = max((int(level) for level, _ in instances), default=0)
+    return sum(size for (level, _), size in instances.items() if int(level) == top)
+
+
 def boost_state(cpu_root: Path = SYS_CPU) -> str:
     """Turbo/boost: "on", "off" or "unknown", from intel_pstate/no_turbo or cpufreq/boost."""
     no_turbo = _read(cpu_root / "intel_pstate/no_turbo")

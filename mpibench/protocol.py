@@ -1,10 +1,11 @@
 """Every message that crosses a process boundary, as a frozen dataclass (pure).
 
-Rank 0 -> worker: `Job`, then `Stop` (over MPI, pickled). Worker -> runner: `LoadRequest`, then one `Request` a task
-(over the runner's stdin, one JSON line each). Runner -> worker: `EngineFacts` (the CPU backend about to
-run), `Loaded` or `Failed`, then one `Measurement` or `Failed` a task; a runner that dies or overruns
-is read as `Failed` with `dead` set. Worker -> rank 0: `TaskReply`, which carries the task's `Result`:
-one row of the results table, its fields generated from store/schema.py's columns and defaulted there.
+Rank 0 -> worker: `ProbeRequest` (the node's read-bandwidth probe, answered with a `ProbeReply` of `Bandwidth`
+rows, before the first task), `Job`, then `Stop` (over MPI, pickled). Worker -> runner: `LoadRequest`, then one
+`Request` a task (over the runner's stdin, one JSON line each). Runner -> worker: `EngineFacts` (the CPU backend
+about to run), `Loaded` or `Failed`, then one `Measurement` or `Failed` a task; a runner that dies or overruns is
+read as `Failed` with `dead` set. Worker -> rank 0: `TaskReply`, which carries the task's `Result`: one row of
+the results table, its fields generated from store/schema.py's columns and defaulted there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, make_dataclass
 
-from mpibench.store.schema import RESULT_COLUMNS, RESULT_DEFAULTS
+from mpibench.store.schema import BANDWIDTH_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS
 from mpibench.tasks import Task
 
 OK, FAILED, TIMEOUT, NOT_RUN = "ok", "failed", "timeout", "not_run"  # Result.status values
@@ -27,6 +28,10 @@ Result = make_dataclass(
 Result.__module__ = __name__  # pickled across MPI by this name
 Result.__doc__ = "One task's row of the results table, with its answer and token times (ns since the request started)."
 RESULT_FIELDS = frozenset(f.name for f in fields(Result))
+
+Bandwidth = make_dataclass("Bandwidth", [(name, _TYPES[kind]) for name, kind in BANDWIDTH_COLUMNS], frozen=True)
+Bandwidth.__module__ = __name__
+Bandwidth.__doc__ = "One row of the bandwidth table: a node's read bandwidth at one thread count (mpibench/bandwidth.py)."
 
 
 def task_columns(task: Task) -> dict:
@@ -85,6 +90,22 @@ class Job:
     def runner_key(self) -> tuple:
         """Jobs with the same key share a runner (the model loaded once)."""
         return (self.model_path, self.cores, self.n_ctx, self.seed, self.prompt_format)
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """Rank 0 asks a node's first worker for the node's read bandwidth on each set of cores (the cores a task of
+    each thread count gets there)."""
+
+    core_sets: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ProbeReply:
+    """The node's bandwidth rows, or why the probe could not run."""
+
+    rows: tuple = ()  # of Bandwidth
+    error: str = ""
 
 
 @dataclass(frozen=True)

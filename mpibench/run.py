@@ -23,15 +23,17 @@ from mpibench import __version__, launcher, mpi
 from mpibench.affinity import format_cpu_list
 from mpibench.config import ConfigError, SweepConfig, bench_test_sizes, bench_tests, config_from_json, \
     differing_keys, warmup_runs
-from mpibench.coordinator import coordinate, drain
+from mpibench.coordinator import coordinate, drain, probe_nodes
 from mpibench.deadline import worker_silence_limit
 from mpibench.launcher import LaunchError
 from mpibench.metadata import rank_facts, software_versions, timestamp
 from mpibench.memory import refusals
 from mpibench.models import ModelError, ModelInfo, inspect_model, model_need
 from mpibench.placement import choose_threads, describe, fit_warnings, placement
+from mpibench.probe import core_sets
 from mpibench.progress import STATUS_INTERVAL_S, Progress
-from mpibench.protocol import OK, Job, Request, result_row
+from mpibench.protocol import OK, Job, ProbeRequest, Request, result_row
+from mpibench.roofline import bandwidth_lines
 from mpibench.scheduler import Assignment, Scheduler
 from mpibench.signals import Interrupted, raise_on_interrupt
 from mpibench.store import rundir
@@ -130,6 +132,8 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     outcome, stop_code = None, 0
     try:
         if plan.tasks:
+            plan.probe_bandwidth(transport)  # a measurement, not coordination: kept out of wall_s and rank 0's CPU
+            wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
             scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
             outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
                                  options.progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
@@ -235,6 +239,22 @@ class Plan:
         past = history(rundir.previous_runs(folder))
         nodes = len(set(self.place.worker_nodes.values()))
         return "\n".join(dry_run_lines(self.config, self.models, self.tasks, nodes, past, folder))
+
+    def probe_bandwidth(self, transport) -> None:
+        """Each worker node's read bandwidth at the run's thread counts, on the cores its tasks get, measured by its
+        first worker rank before any task; kept with this launch in run.json (written before the first task)."""
+        threads, first = tuple(self.header["threads"]), {}
+        for rank, node in sorted(self.place.worker_nodes.items()):
+            first.setdefault(node, rank)
+        rows, problems = probe_nodes(transport, {
+            rank: (node, ProbeRequest(tuple(core_sets(self.place.node_cores[node], threads))))
+            for node, rank in first.items()})
+        for line in problems:
+            say(f"warning: no read bandwidth for {line}; its tasks have no roofline")
+        for line in bandwidth_lines([asdict(row) for row in rows]):
+            say(line)
+        self.header["launches"][-1]["bandwidth"] = [asdict(row) for row in rows]
+        rundir.write_header(self.run_dir, self.header)
 
     def job(self, assignment: Assignment) -> Job:
         task, model = assignment.task, self.models[assignment.task.model]

@@ -17,9 +17,11 @@ from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats, describe, ratio_ci
 from mpibench.table import table_lines
 
-CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens")
+CELL_METRICS = ("e2e_s", "decode_tok_s", "ttft_s", "prefill_tok_s", "tpot_s", "generated_tokens", "bytes_per_token",
+                "roofline_tok_s", "roofline_fraction")
 LABELS = {"e2e_s": "e2e s", "decode_tok_s": "decode tok/s", "prefill_tok_s": "prefill tok/s", "ttft_s": "TTFT s",
-          "tpot_s": "TPOT s", "generated_tokens": "tokens"}
+          "tpot_s": "TPOT s", "generated_tokens": "tokens", "bytes_per_token": "bytes/token",
+          "roofline_tok_s": "roofline tok/s", "roofline_fraction": "roofline fraction"}
 MAX_OUTLIER_LINES = 20
 
 
@@ -153,8 +155,8 @@ def cells(records: list[dict]) -> list[Cell]:
         engine = engine if apart else next(iter(configs.get(model, [])), "")
         measured = [r for r in rows if not is_warmup(r)]
         ok = [r for r in measured if r["status"] == "ok"]
-        samples = {m: tuple((int(r["repetition"]), float(r[m])) for r in ok if math.isfinite(float(r[m])))
-                   for m in CELL_METRICS}
+        samples = {m: tuple((int(r["repetition"]), float(r[m])) for r in ok if math.isfinite(float(r.get(m, math.nan))))
+                   for m in CELL_METRICS}  # the roofline columns are derived in results.h5 alone
         stats = {m: describe([v for _, v in pairs]) for m, pairs in samples.items()}
         shares = [r["contention_share"] for r in ok if r["contended"]]
         result.append(Cell(kind, model, prompt_id, threads, len(measured), len(measured) - len(ok),

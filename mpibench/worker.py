@@ -31,12 +31,14 @@ from functools import cached_property
 
 from mpibench import preflight
 from mpibench.affinity import format_cpu_list, runner_environment
+from mpibench.bandwidth import ProbeError, probe
 from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
 from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadRequest,
-                               Measurement, Result, Stop, TaskReply, decode, encode, fields_of, task_columns)
+                               Measurement, ProbeReply, ProbeRequest, Result, Stop, TaskReply, decode, encode,
+                               fields_of, task_columns)
 from mpibench.signals import Interrupted
 
 STDERR_TAIL = 2000
@@ -212,9 +214,14 @@ class Worker:
             self.engines[job.model_path] = choice
         return runner
 
-    def execute(self, job: Job) -> TaskReply:
+    def execute(self, job: Job | ProbeRequest) -> TaskReply | ProbeReply:
         """Run one job; its result has status "failed", "timeout" or "not_run" with the reason if it did not
-        finish."""
+        finish. A ProbeRequest measures the node's read bandwidth instead (before the first task)."""
+        if isinstance(job, ProbeRequest):
+            try:
+                return ProbeReply(tuple(probe(job.core_sets)))
+            except ProbeError as error:
+                return ProbeReply(error=str(error))
         if self.runner is None or self.runner.key != job.runner_key:
             self.close()
             self.runner = self.start_runner(job)

@@ -6,11 +6,11 @@ from itertools import accumulate
 import pytest
 
 from mpibench.config import build_config
-from mpibench.coordinator import FED_POLL_S, RESULT_POLL_S, coordinate, drain
+from mpibench.coordinator import FED_POLL_S, RESULT_POLL_S, coordinate, drain, probe_nodes
 from mpibench.deadline import FIRST_TASK_S, MIN_TASK_S, task_limit, worker_silence_limit
 from mpibench.progress import Progress
 from mpibench.scheduler import Scheduler
-from mpibench.protocol import Result, TaskReply, result_row
+from mpibench.protocol import ProbeReply, ProbeRequest, Result, TaskReply, result_row
 from mpibench.store.journal import latest_records
 from mpibench.tasks import expand
 
@@ -100,6 +100,30 @@ def test_drain_keeps_what_is_already_on_its_way():
         transport.send_job(assignment.rank, assignment)
     kept = []
     assert drain(transport, kept.append, seconds=3, clock=Clock()) == 2 and len(kept) == 2
+
+
+def test_probe_nodes_collects_rows_and_names_the_nodes_without():
+    def answer(rank, request):
+        cores = request.core_sets
+        return {1: ProbeReply(("row of n1 at", cores)), 2: ProbeReply(error="CPU 7: Invalid argument")}.get(rank)
+
+    requests = {rank: (f"n{rank}", ProbeRequest(((0,), (0, 1)))) for rank in (1, 2, 3)}
+    rows, problems = probe_nodes(Transport(answer), requests, limit=10, clock=Clock(), sleep=lambda s: None)
+    assert rows == ["row of n1 at", ((0,), (0, 1))]
+    assert problems == ["n2: CPU 7: Invalid argument", "n3: its bandwidth probe did not answer within 10 s"]
+
+
+def test_a_late_probe_reply_does_not_disturb_the_tasks():
+    def answer(rank, job):
+        return ok(rank, job)
+
+    transport = Transport(answer)
+    transport.inbox.append((1, ProbeReply()))  # came after probe_nodes gave up on its node
+    tasks = expand(build_config(""), (1,))[:2]
+    stored = []
+    outcome = coordinate(Scheduler(tasks, {1: "n1"}, {"n1": (0,)}), lambda a: a, transport, stored.append,
+                         Progress(2), 1e9, clock=Clock())
+    assert outcome.done == 2 and len(stored) == 2
 
 
 def test_latest_journal_record_of_a_task_wins():

@@ -217,3 +217,25 @@ def test_answer_sentences_of_a_mixed_run():
     assert sum("Model size: only small" in s for s in text) == 2
     assert text[-2:] == ["All 16 recorded tasks succeeded.", "14 of the 30 planned tasks have no result (the run "
                          "stopped or is still going): mpibench run --resume <run dir> completes it."]
+
+
+def test_roofline_sentences_state_the_fraction_and_prefill_against_the_bound():
+    from mpibench.findings import roofline_sentences
+
+    def bench(test, t, r, **metrics):
+        return empty_result(kind="bench", model="small", prompt_id=test, threads=t, repetition=r, status="ok",
+                            e2e_s=1.0, **metrics)
+
+    records = [bench("tg16", t, r, decode_tok_s=decode, roofline_tok_s=bound, roofline_fraction=decode / bound,
+                     bytes_per_token=2e8) for t, decode, bound in ((1, 50.0, 100.0), (2, 60.0, 150.0)) for r in range(2)]
+    records += [bench("pp64", t, r, prefill_tok_s=pp) for t, pp in ((1, 200.0), (2, 300.0)) for r in range(2)]
+    assert roofline_sentences(cells(records)) == [
+        "small, tg16: decode reached 50 % of its memory roofline at 1 thread (50 of 100 tok/s: 20.0 GB/s read / 200 MB "
+        "a token), 40 % at 2 threads (60 of 150 tok/s: 30.0 GB/s read / 200 MB a token).",
+        "small, pp64: prefill is compute-bound (a batch reads the weights once for all its tokens), so it has no memory "
+        "roofline, and no peak FLOP rate was measured: 200 tok/s at 1 thread (2x the decode roofline there), 300 tok/s "
+        "at 2 threads (2x the decode roofline there).",
+    ]
+    unprobed = [dict(r, roofline_tok_s=math.nan, roofline_fraction=math.nan) for r in records]
+    assert roofline_sentences(cells(unprobed))[0].startswith("Decode against its memory roofline: this file holds no "
+                                                            "bandwidth probe")

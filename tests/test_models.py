@@ -41,3 +41,14 @@ def test_builtin_default_model_is_smollm2():
     info = inspect_model(ModelSpec("smollm2-135m", builtin="smollm2-135m"))
     assert info.architecture == "llama" and info.quantization == "Q4_1"
     assert 100e6 < info.parameters < 200e6 and info.prompt_format == "chat"
+
+
+def test_kv_shape_comes_from_the_header_with_llama_cpp_defaults():
+    from mpibench.models import kv_shape
+
+    info = inspect_model(ModelSpec("smollm2-135m", builtin="smollm2-135m"))  # SmolLM2-135M: 30 layers, 3 KV heads of 64
+    assert (info.n_layers, info.n_kv_heads, info.key_length, info.value_length) == (30, 3, 64, 64)
+    bare = {"llama.block_count": 32, "llama.attention.head_count": 32, "llama.embedding_length": 4096}
+    assert kv_shape(bare, "llama") == {"n_layers": 32, "n_kv_heads": 32, "key_length": 128, "value_length": 128}
+    assert kv_shape({"llama.attention.head_count_kv": None}, "llama") == \
+        {"n_layers": 0, "n_kv_heads": 0, "key_length": 0, "value_length": 0}  # per-layer arrays are not read

@@ -18,8 +18,10 @@ from mpibench.summary import cells
 MODELS = {"small-1": 135_000_000, "big/2": 1_700_000_000}
 
 
-def run_file(tmp_path, models=("small-1", "big/2"), threads=(1, 2), prompts=("pi", "weather"), reps=3, kind="query"):
-    """A results file of every (model, prompt, threads, repetition), times halving with threads."""
+def run_file(tmp_path, models=("small-1", "big/2"), threads=(1, 2), prompts=("pi", "weather"), reps=3, kind="query",
+             probed=True):
+    """A results file of every (model, prompt, threads, repetition), times halving with threads; with `probed`, a
+    bandwidth probe of host h at each thread count (10 GB/s a thread) and the models' KV shapes."""
     rows = []
     for i, (model, prompt, t, rep) in enumerate(itertools.product(models, prompts, threads, range(reps))):
         e2e = (1 + models.index(model)) * (1 + 0.1 * rep) / t
@@ -29,9 +31,13 @@ def run_file(tmp_path, models=("small-1", "big/2"), threads=(1, 2), prompts=("pi
         ttft = math.nan if kind == "bench" else e2e / 4
         rows.append(empty_result(index=i, task_id=f"t{i}", kind=kind, model=model, prompt_id=prompt, threads=t,
                                  repetition=rep, status="ok", e2e_s=e2e, ttft_s=ttft, generated_tokens=8,
+                                 hostname="h", prompt_tokens=10, model_bytes=MODELS[model] // 2,
                                  answer=f"answer {i}", token_ns=[1, 2], **rates))
-    head = dict(header(total=len(rows)),
-                models=[dict(header()["models"][0], name=m, path=f"/{i}", parameters=MODELS[m])
+    probes = [{"hostname": "h", "threads": t, "cores": f"0-{t - 1}", "gb_per_s": 10.0 * t, "repeats": 5, "cv": 0.01,
+               "method": "numpy-sum-f64", "working_set_bytes": 2**28, "probed_unix": 0.0} for t in threads]
+    shape = {"n_layers": 2, "n_kv_heads": 2, "key_length": 64, "value_length": 64} if probed else {}
+    head = dict(header(total=len(rows)), launches=[{"workers": [], "bandwidth": probes if probed else []}],
+                models=[dict(header()["models"][0], name=m, path=f"/{i}", parameters=MODELS[m], **shape)
                         for i, m in enumerate(models)])
     path = tmp_path / "results.h5"
     write_results(path, head, rows)
@@ -51,9 +57,9 @@ def assert_pngs(paths):
 
 def test_a_two_model_two_thread_query_run_draws_every_plot(tmp_path):
     drawn = figures(run_file(tmp_path), tmp_path / "plots")
-    assert names(drawn) == ["decode_vs_threads.png", "prefill_vs_threads.png", "runtime_vs_model_size.png",
-                            "runtime_vs_threads.png", "scaling_big-2.png", "scaling_small-1.png",
-                            "speedup_efficiency.png", "ttft_vs_threads.png"]
+    assert names(drawn) == ["decode_roofline.png", "decode_vs_threads.png", "prefill_vs_threads.png",
+                            "runtime_vs_model_size.png", "runtime_vs_threads.png", "scaling_big-2.png",
+                            "scaling_small-1.png", "speedup_efficiency.png", "ttft_vs_threads.png"]
     assert drawn.skipped == ["score plots: not scored (mpibench score --scorer rubric)"]
     assert_pngs(drawn.paths)
     assert draw_all(tmp_path / "results.h5", tmp_path / "again") == [tmp_path / "again" / p.name for p in drawn.paths]
@@ -67,7 +73,7 @@ def test_one_model_skips_the_size_plot_and_says_why(tmp_path):
 
 def test_one_thread_count_skips_every_plot_against_threads(tmp_path):
     drawn = figures(run_file(tmp_path, threads=(4,)), tmp_path / "plots")
-    assert names(drawn) == ["runtime_vs_model_size.png"]
+    assert names(drawn) == ["decode_roofline.png", "runtime_vs_model_size.png"]  # a bound informs at one count too
     reason = "one thread count only (4); nothing to compare"
     for name in ("runtime_vs_threads", "decode_vs_threads", "prefill_vs_threads", "ttft_vs_threads",
                  "speedup_efficiency", "scaling_small-1", "scaling_big-2"):
@@ -97,6 +103,15 @@ def test_a_scored_run_draws_the_quality_plots_and_scores_under_the_scaling_runti
             "scaling_small-1.png"} <= set(names(drawn))
     assert drawn.skipped == []
     assert_pngs(drawn.paths)
+
+
+def test_the_roofline_plot_needs_a_bandwidth_probe_and_says_so(tmp_path):
+    drawn = figures(run_file(tmp_path, probed=False), tmp_path / "plots")
+    assert "decode_roofline.png" not in names(drawn)
+    assert "decode_roofline: no bandwidth probe in this file (mpibench measures one at the start of every run since " \
+           "schema 5)" in drawn.skipped
+    bench = figures(run_file(tmp_path, models=("small-1",), prompts=("pp64",), kind="bench"), tmp_path / "pp")
+    assert "decode_roofline: no successful cell measured decode tok/s" in bench.skipped
 
 
 def test_nothing_successful_is_an_error(tmp_path):

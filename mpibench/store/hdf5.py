@@ -10,10 +10,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mpibench.roofline import task_roofline
 from mpibench.store.journal import JOURNAL_FILE
 from mpibench.store.schema import (
-    HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS, MODEL_DEFINITIONS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS,
-    RESULT_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
+    BANDWIDTH_COLUMNS, BANDWIDTH_DEFINITIONS, HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS,
+    MODEL_DEFINITIONS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS, RESULT_DEFINITIONS, ROOFLINE_COLUMNS,
+    ROOFLINE_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
 
@@ -59,6 +61,17 @@ def _with_llama_description(models: list[dict], records: list[dict]) -> list[dic
             if m["name"] in seen else m for m in models]
 
 
+def bandwidth_rows(header: dict) -> list[dict]:
+    """Every launch's bandwidth probe rows (a run.json from before the probe has none)."""
+    return [row for launch in header.get("launches") or [header] for row in launch.get("bandwidth", [])]
+
+
+def _with_roofline(records: list[dict], models: list[dict], bandwidth: list[dict]) -> list[dict]:
+    """Result rows with their ROOFLINE_COLUMNS, derived from their model's row and the bandwidth rows."""
+    by_name = {m["name"]: m for m in models}
+    return [dict(r, **task_roofline(r, by_name.get(r["model"]), bandwidth)) for r in records]
+
+
 def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
     """Write the whole file to a temporary name, then rename it: readers never see a half-written file."""
     path = Path(path)
@@ -82,12 +95,16 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
             f["hosts"].attrs[column] = definition
         workers = [w for launch in header.get("launches") or [header] for w in launch["workers"]]
         _table(f, "workers", WORKER_COLUMNS, workers)  # every launch's ranks
-        _table(f, "models", MODEL_COLUMNS, _with_llama_description(header["models"], records))
+        models, bandwidth = _with_llama_description(header["models"], records), bandwidth_rows(header)
+        _table(f, "models", MODEL_COLUMNS, models)
         for column, definition in MODEL_DEFINITIONS.items():
             f["models"].attrs[column] = definition
+        _table(f, "bandwidth", BANDWIDTH_COLUMNS, bandwidth)
+        for column, definition in BANDWIDTH_DEFINITIONS.items():
+            f["bandwidth"].attrs[column] = definition
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
-        _table(f, "results", RESULT_COLUMNS, records)
-        for column, definition in RESULT_DEFINITIONS.items():
+        _table(f, "results", RESULT_COLUMNS + ROOFLINE_COLUMNS, _with_roofline(records, models, bandwidth))
+        for column, definition in (RESULT_DEFINITIONS | ROOFLINE_DEFINITIONS).items():
             f["results"].attrs[column] = definition
         f.create_dataset("answers", data=np.array([_text(r["answer"]) for r in records], dtype=object),
                          dtype=_STR, maxshape=(None,))
@@ -110,6 +127,7 @@ class Results:
     results: list[dict]  # one dict a task, with its "answer" and "token_ns"
     scores: list[dict] = field(default_factory=list)  # one dict per (task, scorer); none in unscored files
     scorers: list[dict] = field(default_factory=list)
+    bandwidth: list[dict] = field(default_factory=list)  # the read-bandwidth probes; none before schema 5
 
 
 def results_file(path: str | Path) -> Path:
@@ -155,7 +173,7 @@ def _read(f: h5py.File, path: Path, exclude_contended: bool) -> Results:
     if missing:
         raise ResultsFileError(f"{path}: not a complete results file (no {', '.join(missing)}){_rebuild_hint(path)}")
     attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    results = _rows(f["results"], RESULT_COLUMNS, **RESULT_DEFAULTS)
+    results = _rows(f["results"], RESULT_COLUMNS + ROOFLINE_COLUMNS, **RESULT_DEFAULTS)
     answers = f["answers"].asstr()[()]
     for row, answer, times in zip(results, answers, f["token_times_ns"][()]):
         row["answer"] = answer
@@ -165,6 +183,7 @@ def _read(f: h5py.File, path: Path, exclude_contended: bool) -> Results:
         attrs["contended_excluded"] = len(results) - len(kept)
         results = kept
     scores = [_rows(f[name]) if name in f else [] for name in ("scores", "scorers")]
+    bandwidth = _rows(f["bandwidth"], BANDWIDTH_COLUMNS) if "bandwidth" in f else []
     return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
                    _rows(f["models"], MODEL_COLUMNS),
-                   _rows(f["prompts"]), results, *scores)
+                   _rows(f["prompts"]), results, *scores, bandwidth=bandwidth)

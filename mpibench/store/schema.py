@@ -8,7 +8,10 @@ SCHEMA_VERSION = 5  # 2: hosts gained simd, llama_system_info, simd_mismatch, so
 # status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
 # root attribute launches_json (every launch of a resumed run, with its hosts and software). 5: results
 # gained involuntary_switches, other_cpu_s, steal_s, contention_share and contended (other work on the cores);
-# models gained synthetic and sha256, results gained synthetic and model_params (readers default 0 and "")
+# models gained synthetic and sha256, results gained synthetic and model_params (readers default 0 and "");
+# table bandwidth (each launch's read-bandwidth probe per host and thread count); models gained n_layers,
+# n_kv_heads, key_length, value_length; results gained the derived bytes_per_token, roofline_tok_s and
+# roofline_fraction (ROOFLINE_COLUMNS)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -108,13 +111,49 @@ MODEL_COLUMNS = (
     ("architecture", "str"), ("quantization", "str"), ("parameters", "int"),
     ("context_length", "int"), ("has_chat_template", "int"), ("prompt_format", "str"),
     ("llama_desc", "str"), ("llama_bytes", "int"), ("synthetic", "int"), ("sha256", "str"),
+    ("n_layers", "int"), ("n_kv_heads", "int"), ("key_length", "int"), ("value_length", "int"),
 )
 MODEL_DEFINITIONS = {
     "synthetic": "1: a synthetic file (GGUF key mpibench.synthetic, written by mpibench synth): a real model's shape "
                  "with zero weights, for timing only; its answers are meaningless and never scored",
     "sha256": "sha256 of the model file where known: recorded when a synthetic model was generated into the cache",
+    "n_layers": "transformer blocks ({arch}.block_count in the GGUF header; 0: not given)",
+    "n_kv_heads": "key/value heads per layer ({arch}.attention.head_count_kv, else head_count; 0: not given)",
+    "key_length": "elements of one key head ({arch}.attention.key_length, else embedding_length / head_count)",
+    "value_length": "elements of one value head ({arch}.attention.value_length, else embedding_length / head_count)",
 }
 PROMPT_COLUMNS = (("id", "str"), ("category", "str"), ("text", "str"))
+
+# The read-bandwidth probe (mpibench/bandwidth.py): one row per launch, host and thread count.
+BANDWIDTH_COLUMNS = (
+    ("hostname", "str"), ("threads", "int"), ("cores", "str"), ("gb_per_s", "float"), ("repeats", "int"),
+    ("cv", "float"), ("method", "str"), ("working_set_bytes", "int"), ("probed_unix", "float"),
+)
+BANDWIDTH_DEFINITIONS = {
+    "threads": "threads reading at once, one pinned to each of `cores` (the cores a task of that count gets)",
+    "cores": "the CPUs the probe's threads were pinned to, one thread each",
+    "gb_per_s": "read bandwidth, 1e9 bytes/s: working set / (last thread's end - first thread's start), the median "
+                "of the last repeats (the stable window)",
+    "repeats": "timed passes over the working set, until the window's CV fell under the bound or the cap was hit",
+    "cv": "coefficient of variation of the window's bandwidths (stdev / mean)",
+    "method": "the read kernel: numpy-sum-f64 = numpy's sum of float64 values, each thread over its own slice, "
+              "allocated and first touched by that thread",
+    "working_set_bytes": "bytes read per pass, all threads together (well above the node's last-level cache)",
+    "probed_unix": "when the probe ran (Unix seconds)",
+}
+
+# Derived at every snapshot (store/hdf5.py, mpibench/roofline.py) from the journal, the models and the bandwidth
+# table; never journalled. NaN where a task has no decode, its model no KV shape, or its host and threads no probe.
+ROOFLINE_COLUMNS = (("bytes_per_token", "float"), ("roofline_tok_s", "float"), ("roofline_fraction", "float"))
+ROOFLINE_DEFINITIONS = {
+    "bytes_per_token": "bytes read per decoded token: model_bytes (llama.cpp's tensor size, the token-embedding "
+                       "table counted whole) + the f16 KV cache read at each decoded position (n_layers x n_kv_heads "
+                       "x (key_length + value_length) x 2 bytes per cached token), averaged over the task's "
+                       "decoded positions",
+    "roofline_tok_s": "the memory roofline of decode: gb_per_s of the task's host at its thread count (the latest "
+                      "probe before the task) x 1e9 / bytes_per_token",
+    "roofline_fraction": "decode_tok_s / roofline_tok_s: the share of the memory bound the decode reached",
+}
 
 # Added without a version bump (no existing table changed): files without them simply have no scores.
 SCORE_COLUMNS = (("task_id", "str"), ("scorer", "str"), ("scorer_version", "str"), ("score", "float"),
