@@ -141,7 +141,7 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     except Interrupted as interrupt:
         stop_code = 128 + interrupt.signum
         kept = drain(transport, lambda r: journal.append(result_row(r)), DRAIN_S) if not local_worker else 0
-        say(f"{interrupt}: stopping; kept {kept} results in flight. Continue with: {plan.resume_command()}")
+        say(f"{interrupt}: stopping; kept {counted(kept, 'result')} in flight. Continue with: {plan.resume_command()}")
     finally:
         used = resource.getrusage(resource.RUSAGE_SELF)
         header.update(finished=timestamp(), wall_s=time.monotonic() - wall,

@@ -129,8 +129,9 @@ def test_a_preflight_that_dies_by_sigsegv_falls_back_and_says_so(tmp_path):
 def test_when_every_configuration_dies_by_sigill_the_tasks_are_not_run_with_one_clear_line(tmp_path):
     proc, out = bench(tmp_path, "SIGILL:9")
     assert proc.returncode == 1
-    failures = [line for line in proc.stderr.splitlines() if "cannot run on" in line]
+    failures = [line for line in proc.stderr.splitlines() if "error:" in line and "cannot run on" in line]
     assert len(failures) == 1, proc.stderr
+    assert "mpibench:   2 tasks not_run: smollm2-135m cannot run on" in proc.stderr  # the run's end counts it
     assert "every engine configuration died in preflight" in failures[0]
     assert "1 as built: SIGILL (signal 4); 2 extra buffer types off: SIGILL (signal 4)" in failures[0]
     assert "instructions this CPU lacks" in failures[0]

@@ -19,6 +19,7 @@ from mpibench.scoring import ScoringError
 from mpibench.scoring.answers import DistinctAnswer, distinct_answers
 from mpibench.store.hdf5 import Results, ResultsFileError, read_results
 from mpibench.store.scores import Score, ScoreBatch, ScoresFileError, answer_sha, batches_from_tables, replace_batch
+from mpibench.table import counted
 
 JUDGE_OPTIONS = ("judge_model", "judge_threads", "judge_max_tokens", "judge_ctx")
 HUMAN_OPTIONS = ("export", "import_csv", "blind", "grader", "force")
@@ -78,7 +79,7 @@ def _store(path: str, results: Results, batch: ScoreBatch, plots: bool) -> None:
     answers = {r["task_id"]: r["answer"] for r in results.results}
     replace_batch(path, batch, answers, batches_from_tables(results.scores, results.scorers, answers))
     unusable = sum(math.isnan(s.score) for s in batch.scores)
-    print(f"mpibench: {len(batch.scores)} scores by {batch.scorer} written to {path} and "
+    print(f"mpibench: {counted(len(batch.scores), 'score')} by {batch.scorer} written to {path} and "
           f"{Path(path).parent / 'scores.jsonl'}" + (f" ({unusable} without a usable score)" if unusable else ""),
           file=sys.stderr)
     print_scores(path)
@@ -134,7 +135,7 @@ def _human(args, results: Results) -> ScoreBatch | None:
     if args.export is not None:
         questions = {p["id"]: p["text"] for p in results.prompts}
         rows = export_csv(args.export, answers, questions, args.blind, args.force)
-        print(f"mpibench: {rows} distinct answers written to {args.export}" + (" (blinded)" if args.blind else "")
+        print(f"mpibench: {counted(rows, 'distinct answer')} written to {args.export}" + (" (blinded)" if args.blind else "")
               + "; fill in the score column (1-10), then: mpibench score " + args.results
               + f" --scorer human --import {args.export}", file=sys.stderr)
         return None
