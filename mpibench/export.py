@@ -20,6 +20,7 @@ from pathlib import Path
 from mpibench.config import bench_test_sizes
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
+from mpibench.store.schema import ROOFLINE_DEFINITIONS
 from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
 
 FORMATS = ("csv", "json", "llama-bench-csv")
@@ -107,12 +108,14 @@ def to_csv(all_cells: list[Cell]) -> str:
 
 
 def to_json(results: Results, all_cells: list[Cell]) -> str:
-    """The run's identity and software, the definitions, and one object per cell (NaN written as null)."""
+    """The run's identity, software, hosts and their bandwidth probes, the definitions, and one object per cell (NaN
+    written as null)."""
     document = {
         "run_id": results.attrs.get("run_id"), "schema_version": results.attrs.get("schema_version"),
         "software": json.loads(results.attrs.get("software_json", "{}")),
         "mpi_library_version": results.attrs.get("mpi_library_version"), "hosts": results.hosts,
-        "definitions": DEFINITIONS,
+        "bandwidth": [{k: _number(v) for k, v in row.items()} for row in results.bandwidth],
+        "definitions": DEFINITIONS | ROOFLINE_DEFINITIONS,
         "cells": [dict(_cell_fields(c), metrics={m: {k: _number(v) for k, v in _metric_stats(c, m).items()}
                                                  for m in CELL_METRICS}) for c in all_cells],
     }

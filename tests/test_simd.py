@@ -46,7 +46,7 @@ def test_each_host_keeps_the_build_its_tasks_ran_with(tmp_path):
 
     write_results(tmp_path / "results.h5", simd_header(), records)
     results = read_results(tmp_path / "results.h5")
-    assert results.attrs["schema_version"] == 4
+    assert results.attrs["schema_version"] == 5
     assert json.loads(results.attrs["launch_json"]) == {"SLURM_JOB_ID": "42"}
     assert {h["hostname"]: h["simd_mismatch"] for h in results.hosts} == {h: r["simd_mismatch"] for h, r in rows.items()}
     assert results.hosts[1]["simd"] == "SSE3,SSSE3,AVX,AVX2,F16C,FMA,BMI2,AVX512,AVX512_VNNI"
