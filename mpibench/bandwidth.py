@@ -67,7 +67,6 @@ class _Readers:
         try:
             os.sched_setaffinity(0, {core})  # this thread only (Linux)
             data = np.ones(elements)  # allocated and first touched on its own core
-            data.sum()
             while True:
                 self.begin.wait()
                 if self.stop:
@@ -109,6 +108,7 @@ def measure(cores: tuple[int, ...], working_set: int, hostname: str) -> Bandwidt
     readers = _Readers(cores, elements)
     samples: list[float] = []
     try:
+        readers.timed_pass()  # untimed: waits for every slice to be allocated, and warms up
         started = time.monotonic()
         while not samples or not settled(samples, started, time.monotonic()):
             samples.append(nbytes / readers.timed_pass() / 1e9)

@@ -23,8 +23,13 @@ from mpibench.formats import EXPORT_FORMATS as FORMATS, ROW_FORMATS
 from mpibench.results import ROW_DEFINITIONS, rows
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
+<<<<<<< HEAD
 from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup, report
 
+=======
+from mpibench.store.schema import ROOFLINE_DEFINITIONS
+from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
+>>>>>>> roofline
 
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
 CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "contended",
@@ -111,6 +116,7 @@ def to_csv(all_cells: list[Cell]) -> str:
     return out.getvalue()
 
 
+<<<<<<< HEAD
 def _cell_object(cell: Cell) -> dict:
     return dict(_cell_fields(cell), metrics={m: {k: _number(v) for k, v in _metric_stats(cell, m).items()}
                                              for m in CELL_METRICS})
@@ -118,11 +124,23 @@ def _cell_object(cell: Cell) -> dict:
 
 def _document(results: Results, definitions: dict, key: str, items: list[dict]) -> str:
     """The run's identity and software, the definitions, and the items (NaN written as null)."""
+=======
+def to_json(results: Results, all_cells: list[Cell]) -> str:
+    """The run's identity, software, hosts and their bandwidth probes, the definitions, and one object per cell (NaN
+    written as null)."""
+>>>>>>> roofline
     document = {
         "run_id": results.attrs.get("run_id"), "schema_version": results.attrs.get("schema_version"),
         "software": json.loads(results.attrs.get("software_json", "{}")),
         "mpi_library_version": results.attrs.get("mpi_library_version"), "hosts": results.hosts,
+<<<<<<< HEAD
         "definitions": definitions, key: items,
+=======
+        "bandwidth": [{k: _number(v) for k, v in row.items()} for row in results.bandwidth],
+        "definitions": DEFINITIONS | ROOFLINE_DEFINITIONS,
+        "cells": [dict(_cell_fields(c), metrics={m: {k: _number(v) for k, v in _metric_stats(c, m).items()}
+                                                 for m in CELL_METRICS}) for c in all_cells],
+>>>>>>> roofline
     }
     return json.dumps(document, indent=1, allow_nan=False) + "\n"
 

@@ -61,8 +61,9 @@ def test_greedy_answers_match_across_world_sizes(sweeps):
 def test_plots_and_the_report_are_written_at_the_end_of_a_run(sweeps):
     out, proc = sweeps[1]
     pngs = sorted((out / "plots").glob("*.png"))  # one model: no plot against model size
-    assert [p.name for p in pngs] == ["decode_vs_threads.png", "prefill_vs_threads.png", "runtime_vs_threads.png",
-                                      "scaling_smollm2-135m.png", "speedup_efficiency.png", "ttft_vs_threads.png"]
+    assert [p.name for p in pngs] == ["decode_roofline.png", "decode_vs_threads.png", "prefill_vs_threads.png",
+                                      "runtime_vs_threads.png", "scaling_smollm2-135m.png", "speedup_efficiency.png",
+                                      "ttft_vs_threads.png"]
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "report.html" in proc.stderr and "smollm2-135m: on its 2 queries" in (out / "report.md").read_text()

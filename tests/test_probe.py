@@ -72,7 +72,7 @@ def test_a_real_bench_run_probes_first_stores_the_rows_and_draws_decode_against_
     out = tmp_path / "run"
     threads = (1, 2)[:len(CPUS)]
     done = mpibench(2, "bench", "-m", "smollm2-135m", "-p", "16", "-n", "8", "-r", "2", "-t",
-                    ",".join(map(str, threads)), "-o", str(out))
+                    ",".join(map(str, threads)), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "mpibench: read bandwidth of " in done.stderr
     results = read_results(out / "results.h5")
@@ -82,16 +82,20 @@ def test_a_real_bench_run_probes_first_stores_the_rows_and_draws_decode_against_
     first_task = min(r["started_unix"] for r in results.results)
     assert all(r["probed_unix"] < first_task for r in results.bandwidth)  # before any task, outside every task
     launch = json.loads((out / "run.json").read_text())["launches"][-1]
-    assert launch["bandwidth"] == results.bandwidth  # run.json holds the truth; results.h5 is its snapshot
+    # run.json holds the truth, results.h5 is its snapshot (compared as JSON: a NaN CV is not equal to itself)
+    assert json.dumps(launch["bandwidth"], sort_keys=True) == json.dumps(results.bandwidth, sort_keys=True)
     for row in results.results:
         if row["prompt_id"] == "tg8":
             assert 0 < row["roofline_fraction"] < 5 and row["bytes_per_token"] > row["model_bytes"]
             assert row["roofline_tok_s"] == pytest.approx(row["decode_tok_s"] / row["roofline_fraction"])
         else:
             assert math.isnan(row["roofline_fraction"])
+    exported = json.loads(mpibench(None, "export", str(out / "results.h5"), "--format", "json").stdout)
+    assert [r["threads"] for r in exported["bandwidth"]] == list(threads)
+    assert "roofline_fraction" in exported["definitions"]
     (out / "results.h5").unlink()
     rebuild(out)
-    assert read_results(out / "results.h5").bandwidth == results.bandwidth
+    assert json.dumps(read_results(out / "results.h5").bandwidth) == json.dumps(results.bandwidth)
     image = matplotlib.image.imread(out / "plots" / "decode_roofline.png")
     assert image.shape[1] > 700 and image.std() > 0
     report = (out / "report.md").read_text()

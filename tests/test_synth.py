@@ -175,7 +175,7 @@ def test_synthetic_models_run_under_mpiexec_as_llama_cpp_loads_them(tmp_path):
     names = ["synth:tiny:q8_0", "synth:smollm2-135m:q4_k", "synth:tinyllama-1.1b:q4_k"]
     env = dict(__import__("helpers").mpi_env(), MPIBENCH_CACHE=str(tmp_path / "cache"))
     args = ["bench", "-m", ",".join(names), "-p", "8", "-n", "2", "-r", "1", "--warmup", "0", "-t", "1", "--no-plots"]
-    first = mpibench(2, *args, "-o", str(tmp_path / "a"), env=env)
+    first = mpibench(2, *args, "--out", str(tmp_path / "a"), env=env)
     assert first.returncode == 0, first.stderr
     assert all(f"generating {n}" in first.stderr for n in names)
     results = read_results(tmp_path / "a" / "results.h5")
@@ -188,5 +188,5 @@ def test_synthetic_models_run_under_mpiexec_as_llama_cpp_loads_them(tmp_path):
         assert rows[0]["model_params"] == parameters(shape) == models[name]["parameters"]
         assert rows[0]["model_bytes"] == sum(s.nbytes for s in specs)
         assert models[name]["synthetic"] == 1 and models[name]["sha256"] == sha256(Path(models[name]["path"]))
-    second = mpibench(2, *args, "-o", str(tmp_path / "b"), env=env)
+    second = mpibench(2, *args, "--out", str(tmp_path / "b"), env=env)
     assert second.returncode == 0 and "generating" not in second.stderr
