@@ -23,13 +23,9 @@ from mpibench.formats import EXPORT_FORMATS as FORMATS, ROW_FORMATS
 from mpibench.results import ROW_DEFINITIONS, rows
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
-<<<<<<< HEAD
+from mpibench.store.schema import ROOFLINE_DEFINITIONS
 from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup, report
 
-=======
-from mpibench.store.schema import ROOFLINE_DEFINITIONS
-from mpibench.summary import CELL_METRICS, Cell, cells, grouped, is_warmup
->>>>>>> roofline
 
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
 CELL_COLUMNS = ("kind", "model", "prompt_id", "threads", "engine", "runs", "failed", "warmups", "contended",
@@ -116,38 +112,27 @@ def to_csv(all_cells: list[Cell]) -> str:
     return out.getvalue()
 
 
-<<<<<<< HEAD
 def _cell_object(cell: Cell) -> dict:
     return dict(_cell_fields(cell), metrics={m: {k: _number(v) for k, v in _metric_stats(cell, m).items()}
                                              for m in CELL_METRICS})
 
 
 def _document(results: Results, definitions: dict, key: str, items: list[dict]) -> str:
-    """The run's identity and software, the definitions, and the items (NaN written as null)."""
-=======
-def to_json(results: Results, all_cells: list[Cell]) -> str:
-    """The run's identity, software, hosts and their bandwidth probes, the definitions, and one object per cell (NaN
+    """The run's identity, software, hosts and their bandwidth probes, the definitions, and the items (NaN
     written as null)."""
->>>>>>> roofline
     document = {
         "run_id": results.attrs.get("run_id"), "schema_version": results.attrs.get("schema_version"),
         "software": json.loads(results.attrs.get("software_json", "{}")),
         "mpi_library_version": results.attrs.get("mpi_library_version"), "hosts": results.hosts,
-<<<<<<< HEAD
-        "definitions": definitions, key: items,
-=======
         "bandwidth": [{k: _number(v) for k, v in row.items()} for row in results.bandwidth],
-        "definitions": DEFINITIONS | ROOFLINE_DEFINITIONS,
-        "cells": [dict(_cell_fields(c), metrics={m: {k: _number(v) for k, v in _metric_stats(c, m).items()}
-                                                 for m in CELL_METRICS}) for c in all_cells],
->>>>>>> roofline
+        "definitions": definitions, key: items,
     }
     return json.dumps(document, indent=1, allow_nan=False) + "\n"
 
 
 def to_json(results: Results, all_cells: list[Cell]) -> str:
     """The run's identity and software, the definitions, and one object per cell."""
-    return _document(results, DEFINITIONS, "cells", [_cell_object(c) for c in all_cells])
+    return _document(results, DEFINITIONS | ROOFLINE_DEFINITIONS, "cells", [_cell_object(c) for c in all_cells])
 
 
 def to_jsonl(items: list[dict]) -> str:
