@@ -248,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
                             "failed. Example: mpirun -n 2 mpibench doctor")
     doctor.set_defaults(func=cmd_doctor)
 
-    synth = sub.add_parser("synth", help="write a synthetic model: a real model's shape with zero weights, for timing",
+    synth = sub.add_parser("synth", help="write a synthetic model: a real model's shape with random weights, for timing",
                            description="Example: mpibench synth --shape llama2-7b --quant q4_0 --out 7b.gguf. The "
                            "file is flagged synthetic (timing only, never scored); a config may name it "
                            "synth:SHAPE:QUANT instead, generated once into the cache.")
