@@ -144,14 +144,14 @@ def builtin_path(name: str) -> Path:
 
 def _kv_bytes_per_token(metadata: dict, arch: str) -> int:
     """K and V cache bytes per position, from the header's attention hyperparameters (0 when it lacks them)."""
-    get = lambda key, default=0: metadata.get(f"{arch}.{key}", default)  # noqa: E731
-    heads, layers, embd = get("attention.head_count"), get("block_count"), get("embedding_length")
+    hp = {key[len(arch) + 1:]: value for key, value in metadata.items() if key.startswith(arch + ".")}
+    heads, layers, embd = hp.get("attention.head_count"), hp.get("block_count"), hp.get("embedding_length")
     if not (isinstance(heads, int) and heads and layers and embd):
         return 0
-    kv_heads = get("attention.head_count_kv", heads)  # None where it varies by layer (an array, not read)
+    kv_heads = hp.get("attention.head_count_kv", heads)  # None where it varies by layer (an array, not read)
     kv_heads = kv_heads if isinstance(kv_heads, int) else heads
-    key = get("attention.key_length", embd // heads)
-    return kv_cache_bytes(layers, kv_heads, key, get("attention.value_length", key), 1)
+    key = hp.get("attention.key_length", embd // heads)
+    return kv_cache_bytes(layers, kv_heads, key, hp.get("attention.value_length", key), 1)
 
 
 def model_need(spec: ModelSpec) -> tuple[int, int]:
