@@ -148,7 +148,7 @@ def _failures(results: Results) -> Block:
 
 
 def _model_line(m: dict) -> str:
-    synthetic = " Synthetic (mpibench synth, zero weights): timing only, never scored." if m.get("synthetic") else ""
+    synthetic = " Synthetic (mpibench synth, random weights): timing only, never scored." if m.get("synthetic") else ""
     return (f"{m['name']}: {m['architecture']} {m['parameters'] / 1e6:.0f}M parameters {m['quantization']}, "
             f"{m['size_bytes'] / 2**20:.0f} MiB, {m['path']}" + (f", sha256 {m['sha256']}" if m.get("sha256") else "")
             + synthetic)

@@ -331,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
                       description="Prints a verdict and the fix for each problem; exits 1 when a check failed.")
     doctor.set_defaults(func=cmd_doctor)
 
-    synth = _command(sub, "synth", "write a synthetic model: a real model's shape with zero weights, for timing",
+    synth = _command(sub, "synth", "write a synthetic model: a real model's shape with random weights, for timing",
                      "mpibench synth --shape llama2-7b --quant q4_0 --out 7b.gguf",
                      description="The file is flagged synthetic (timing only, never scored); a config may name it "
                      "synth:SHAPE:QUANT instead, generated once into the cache.")

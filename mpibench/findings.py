@@ -424,7 +424,7 @@ def answer_sentences(results: Results) -> list[str]:
     synthetic = sorted(m["name"] for m in results.models if m.get("synthetic"))
     one = len(synthetic) == 1
     sentences = [f"Timing only: {', '.join(synthetic)} {'is' if one else 'are'} synthetic (mpibench synth: a real "
-                 f"model's shape with zero weights); {'its' if one else 'their'} timings stand for the real shape's, "
+                 f"model's shape with random weights); {'its' if one else 'their'} timings stand for the real shape's, "
                  f"{'its' if one else 'their'} answers, determinism and scores do not."] if synthetic else []
     sentences += [scaling_sentence(g) for g in groups(all_cells)]
     if _measured_queries(records):

@@ -41,6 +41,7 @@ def test_a_written_file_is_its_predicted_size_and_says_it_is_synthetic(tmp_path,
     path = tmp_path / "tiny.gguf"
     digest = write("tiny", quant, path)
     assert path.stat().st_size == file_size("tiny", quant) and digest == sha256(path)
+    assert write("tiny", quant, tmp_path / "again.gguf") == digest  # seeded: the same bytes every time
     metadata, params = read_gguf_header(path)
     assert metadata["mpibench.synthetic"] is True and metadata["mpibench.shape"] == "tiny"
     assert params == parameters("tiny") and metadata["general.file_type"] == QUANTS[quant].file_type
@@ -190,3 +191,16 @@ def test_synthetic_models_run_under_mpiexec_as_llama_cpp_loads_them(tmp_path):
         assert models[name]["synthetic"] == 1 and models[name]["sha256"] == sha256(Path(models[name]["path"]))
     second = mpibench(2, *args, "--out", str(tmp_path / "b"), env=env)
     assert second.returncode == 0 and "generating" not in second.stderr
+
+
+@pytest.mark.integration
+def test_a_synthetic_model_answers_to_max_tokens_without_nan(tmp_path):
+    """Random weights of a trained model's magnitude: varied tokens (a NaN logit would give one token forever),
+    never an end token (its output row is zero), so every answer runs to max_tokens."""
+    env = dict(__import__("helpers").mpi_env(), MPIBENCH_CACHE=str(tmp_path / "cache"))
+    run = mpibench(2, "run", "--models", "synth:tiny:q4_k", "--prompts", "pi,weather", "--threads", "1",
+                   "--max-tokens", "24", "--no-plots", "--out", str(tmp_path / "run"), env=env)
+    assert run.returncode == 0, run.stderr
+    for row in read_results(tmp_path / "run" / "results.h5").results:
+        assert row["finish_reason"] == "length" and row["generated_tokens"] == 24 and row["synthetic"] == 1
+        assert len(set(row["answer"])) > 5  # many characters: many tokens, not token 0 (<unk>, empty) again and again

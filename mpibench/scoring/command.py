@@ -54,7 +54,7 @@ def check_options(args) -> None:
             raise ScoringError("--grader must be a plain name (letters, digits, '.', '_' or '-')")
 
 
-SYNTHETIC_REFUSAL = "synthetic models (mpibench synth) are timing only: zero weights, meaningless answers, never scored"
+SYNTHETIC_REFUSAL = "synthetic models (mpibench synth) are timing only: random weights, meaningless answers, never scored"
 
 
 def _answers(results: Results, path: str) -> list[DistinctAnswer]:

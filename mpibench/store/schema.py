@@ -77,7 +77,7 @@ RESULT_DEFINITIONS = {
     "model_desc": "llama.cpp's description of the model, as the task's runner loaded it",
     "model_bytes": "llama.cpp's size of the model's tensors in bytes, as the task's runner loaded it",
     "model_params": "llama.cpp's parameter count of the model (llama_model_n_params), as the task's runner loaded it",
-    "synthetic": "1 when the task's model is synthetic (mpibench synth: real shape, zero weights): timing only",
+    "synthetic": "1 when the task's model is synthetic (mpibench synth: real shape, random weights): timing only",
     "preflight_s": "seconds of the preflight (a 32-token batch, then 4 single tokens), on the tasks of the "
                    "runner that ran it",
 }
@@ -115,7 +115,7 @@ MODEL_COLUMNS = (
 )
 MODEL_DEFINITIONS = {
     "synthetic": "1: a synthetic file (GGUF key mpibench.synthetic, written by mpibench synth): a real model's shape "
-                 "with zero weights, for timing only; its answers are meaningless and never scored",
+                 "with random weights, for timing only; its answers are meaningless and never scored",
     "sha256": "sha256 of the model file where known: recorded when a synthetic model was generated into the cache",
     "n_layers": "transformer blocks ({arch}.block_count in the GGUF header; 0: not given)",
     "n_kv_heads": "key/value heads per layer ({arch}.attention.head_count_kv, else head_count; 0: not given)",

@@ -1,20 +1,40 @@
-"""A synthetic model file: a shape's GGUF metadata, its tokenizer and zero weights (norm weights 1, so that no
-NaN or Inf appears: every logit is 0 and greedy decoding picks token 0, <unk>, which ends nothing)."""
+"""A synthetic model file: a shape's GGUF metadata, its tokenizer and random weights of a trained model's
+magnitude (norm weights 1).
+
+Why random and not zero: llama.cpp's CPU kernels read each block's fp16 scale through a 256 KiB lookup table
+(ggml_table_f32_f16), so the speed of a matrix product depends on how many distinct scales it meets. Zero
+weights (one scale, and zero activations) decoded SmolLM2's shape about 1.3 times as fast as the real file
+here; random scales and quants bring it to the real file's speed (README, Synthetic models). Each block gets a
+scale drawn around 1 / sqrt(row length) over the quants' spread, so that activations stay of order one
+through any depth (no NaN or Inf). The output rows of the special tokens (<unk>, <s>, </s>) are zero, so greedy
+decoding never ends a generation early: every answer runs to max_tokens. The data is seeded by tensor name:
+the same shape and quantization always give the same bytes (and sha256).
+"""
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from mpibench.synth.gguf_writer import ALIGNMENT, ARRAY, BOOL, FLOAT32, INT32, STRING, UINT32, header, padded, \
     write_gguf
-from mpibench.synth.shapes import Quant, Shape, SynthError, TensorSpec, lookup, tensors
+from mpibench.synth.shapes import GGML_TYPES, Quant, Shape, SynthError, TensorSpec, lookup, tensors
 from mpibench.synth.vocab import vocabulary
 
 SYNTHETIC_KEY, SHAPE_KEY = "mpibench.synthetic", "mpibench.shape"  # mark every synthetic file
 CHUNK = 8 << 20
-_ZEROS = bytes(CHUNK)
+SPECIAL_TOKENS = 3  # <unk>, <s>, </s>: zero output rows
+# type -> (offset of the block's fp16 scale d, offset of its fp16 min or None, the spread of d * quant for d = 1
+# (the standard deviation of a block's weights over d), and the min as a multiple of d (negative: subtracted)).
+BLOCK_SCALES = {
+    "Q4_0": (0, None, 4.6, 0.0), "Q4_1": (0, 2, 4.6, -8.0), "Q5_0": (0, None, 9.2, 0.0),
+    "Q5_1": (0, 2, 9.2, -16.0), "Q8_0": (0, None, 74.0, 0.0),
+    "Q4_K": (0, 2, 320.0, 7.5), "Q5_K": (0, 2, 650.0, 15.5), "Q6_K": (208, None, 1370.0, 0.0),
+}
 
 
 def metadata(name: str, shape: Shape, quant: Quant) -> list[tuple[str, int, object]]:
@@ -49,15 +69,26 @@ def metadata(name: str, shape: Shape, quant: Quant) -> list[tuple[str, int, obje
 
 
 def _data(spec: TensorSpec):
-    """Norm weights 1.0 (F32), everything else zero bytes (zero scales: every quantized weight is 0)."""
+    """Norm weights 1.0 (F32); quantized blocks of random quants with random scales around the magnitude of a
+    trained model's, in chunks of about CHUNK bytes; the special tokens' rows of the output matrix zero."""
     if spec.type_name == "F32":
         yield struct.pack(f"<{spec.dims[0]}f", *[1.0] * spec.dims[0])
         return
-    left = spec.nbytes
-    while left:
-        step = min(left, CHUNK)
-        yield _ZEROS[:step] if step < CHUNK else _ZEROS
-        left -= step
+    _, block, size = GGML_TYPES[spec.type_id]
+    d_at, min_at, spread, min_factor = BLOCK_SCALES[spec.type_name]
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+    base = 1.0 / (spread * np.sqrt(spec.dims[0]))
+    blocks, step = spec.nbytes // size, max(1, CHUNK // size)
+    silent = SPECIAL_TOKENS * spec.dims[0] // block if spec.name in ("output.weight", "token_embd.weight") else 0
+    for start in range(0, blocks, step):
+        data = rng.integers(0, 256, (min(step, blocks - start), size), dtype=np.uint8)
+        d = (base * rng.uniform(0.5, 1.5, len(data))).astype(np.float16)
+        data[:, d_at:d_at + 2] = d.view(np.uint8).reshape(-1, 2)
+        if min_at is not None:
+            data[:, min_at:min_at + 2] = (d * np.float16(min_factor)).view(np.uint8).reshape(-1, 2)
+        if start < silent:
+            data[:silent - start] = 0
+        yield data.reshape(-1).data
 
 
 def file_size(name: str, quant_name: str) -> int:
