@@ -33,6 +33,7 @@ from mpibench.store.hdf5 import Results, ResultsFileError, read_results
 from mpibench.summary import (
     Cell, cells, contention_warnings, engine_lines, format_ci, format_cv, format_number, speedup_intervals, warnings,
 )
+from mpibench.table import counted
 
 # A caption per plot, by the start of its file name (plots name some files after a model or scorer).
 CAPTIONS = {
@@ -178,8 +179,8 @@ def _results(results: Results, all_cells: list[Cell], drawn: Figures) -> list[Se
 def _contention(results: Results, all_cells: list[Cell]):
     """Cells with runs flagged contended, and how many such runs --exclude-contended left out."""
     excluded = results.attrs.get("contended_excluded", 0)
-    left_out = [f"Left out of every statistic (--exclude-contended): {excluded} contended "
-                f"run{'s' if excluded != 1 else ''}."] if excluded else []
+    left_out = [f"Left out of every statistic (--exclude-contended): {counted(excluded, 'contended run')}."] \
+        if excluded else []
     if int(results.attrs["schema_version"]) < 5:
         return Paragraph("Not measured: this results file predates the contention columns (schema 5).")
     return _items_or(left_out + contention_warnings(all_cells),

@@ -106,8 +106,9 @@ def cmd_show(args) -> int:
               + (" (synthetic: timing only)" if model.get("synthetic") else ""))
     print()
     if attrs.get("contended_excluded"):
-        print(f"left out of every statistic (--exclude-contended): {attrs['contended_excluded']} contended "
-              f"run{'s' if attrs['contended_excluded'] != 1 else ''}")
+        from mpibench.table import counted
+
+        print(f"left out of every statistic (--exclude-contended): {counted(attrs['contended_excluded'], 'contended run')}")
     print(report(cells(results.results)))
     failures = [r for r in results.results if r["status"] != "ok"]
     for record in failures[:10]:
