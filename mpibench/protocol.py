@@ -6,6 +6,9 @@ rows, before the first task), `Job`, then `Stop` (over MPI, pickled). Worker -> 
 about to run), `Loaded` or `Failed`, then one `Measurement` or `Failed` a task; a runner that dies or overruns is
 read as `Failed` with `dead` set. Worker -> rank 0: `TaskReply`, which carries the task's `Result`: one row of
 the results table, its fields generated from store/schema.py's columns and defaulted there.
+
+Load testing: rank 0 -> worker `LoadPoint`, answered with a `LoadPointReply` of `RequestRecord`s. Worker -> load
+runner: `ServeRequest`, then `Submit`s; load runner -> worker: `Ready` (or `Failed`), then `Finished` per request.
 """
 
 from __future__ import annotations
@@ -200,7 +203,188 @@ class Measurement:
     contended: int = 0
 
 
-PIPE_MESSAGES = {cls.__name__: cls for cls in (LoadRequest, Request, EngineFacts, Loaded, Failed, Measurement)}
+# Load testing (mpibench load). Every timestamp `*_ns` of a load point is time.monotonic_ns() on the node
+# (CLOCK_MONOTONIC, one clock for the worker and its runners), stored relative to the point's t0.
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """A node's server configuration: `partitions` (P) runners on disjoint cores, each batching up to `slots` (S)
+    sequences with `threads` (T) threads; P x 1 x T is a partition, 1 x S x T continuous batching, P x S x T both."""
+
+    partitions: int = 1
+    slots: int = 1
+    threads: int = 1
+    kv_unified: bool = False  # one KV buffer shared by a runner's sequences (llama.cpp's kv_unified)
+
+    @property
+    def label(self) -> str:
+        return f"P{self.partitions}xS{self.slots}xT{self.threads}"
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """How requests arrive. Closed loop: `users` each send a request, wait for its end, think, send the next.
+    Open loop: requests arrive at `rate` per second on a seeded schedule, whatever the server does, with at most
+    `max_concurrency` in the system (0: no cap; an arrival over the cap waits in the generator's queue)."""
+
+    mode: str  # "closed" or "open"
+    users: int = 0
+    think: str = "none"  # closed loop: "none", "constant" or "exponential" think time
+    think_s: float = 0.0  # its mean
+    rate: float = 0.0  # open loop: requests per second
+    arrivals: str = "poisson"  # open loop: "constant", "poisson" or "gamma"
+    gamma_shape: float = 0.5  # gamma arrivals: shape k (inter-arrival CV = 1/sqrt(k)); k = 1 is Poisson
+    max_concurrency: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.mode == "closed":
+            think = "" if self.think == "none" else f", think {self.think} {self.think_s:g} s"
+            return f"{self.users} users{think}"
+        return f"{self.rate:g}/s {self.arrivals}" + (f" cap {self.max_concurrency}" if self.max_concurrency else "")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What each request asks. "prompts": the study's prompts in turn (`prompts` of (id, text)), answered up to
+    `max_tokens`. "fixed": `prompt_tokens` random tokens, then exactly `gen_tokens` generated with end-of-sequence
+    ignored (comparable with llama-batched-bench)."""
+
+    kind: str
+    prompts: tuple[tuple[str, str], ...] = ()
+    max_tokens: int = 0
+    prompt_tokens: int = 0
+    gen_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Phases:
+    """A load point's time line, in seconds from its t0: ramp-up (closed loop: users start spread over it; open
+    loop: the rate rises linearly), warm-up, the steady window that is measured, cool-down (load goes on, so the
+    window's last requests see it). Then nothing new arrives; requests in the system finish (up to `drain_s`)."""
+
+    ramp_up_s: float = 0.0
+    warmup_s: float = 0.0
+    duration_s: float = 60.0
+    cooldown_s: float = 0.0
+    drain_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """Rank 0 hands a node's worker one load point: a server configuration under one load, on the node's
+    `cores` (runners) with the generator pinned to `generator_core`, which no runner uses."""
+
+    index: int
+    server: ServerConfig
+    shape: LoadShape
+    workload: Workload
+    phases: Phases
+    model: str
+    model_path: str
+    prompt_format: str
+    n_ctx: int  # per sequence
+    seed: int
+    cores: tuple[int, ...]
+    generator_core: int
+    synthetic: int = 0
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request of a load point (a row of the `requests` table). Times are ns from the point's t0: intended
+    (the schedule's start), dispatch (the generator issued it), admission (a runner began it), first token, end;
+    -1 where it never got there. `token_ns` holds every generated token's time."""
+
+    request: int
+    user: int  # closed loop: the user; open loop: -1
+    runner: int  # which of the P runners served it; -1: none
+    prompt_id: str
+    phase: str  # where its intended start lies: "ramp_up", "warmup", "steady", "cooldown"
+    status: str  # OK, FAILED, or NOT_RUN (still queued when the drain ended)
+    intended_ns: int
+    dispatch_ns: int = -1
+    admit_ns: int = -1
+    first_token_ns: int = -1
+    end_ns: int = -1
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    error: str = ""
+    token_ns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadPointReply:
+    """A worker's answer to a load point: its requests and what its runners and generator were."""
+
+    index: int
+    requests: tuple[RequestRecord, ...] = ()
+    hostname: str = ""
+    started_unix: float = 0.0  # wall clock at the point's t0
+    ended_ns: int = 0  # when its last request ended (or the drain stopped), from t0
+    generator_cpu_s: float = 0.0  # the generator's CPU time over the point
+    runners_json: str = "[]"  # each runner's Ready, as JSON
+    error: str = ""  # the point could not run (a runner failed to start): why
+
+
+# Worker -> load runner ("server") child: one ServeRequest, then Submit lines; the runner answers Ready (or
+# Failed), then one Finished per request, in the order requests end.
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """Start a load runner: the model on these cores, up to `slots` sequences at once of `n_ctx` tokens each."""
+
+    model_path: str
+    cores: tuple[int, ...]
+    threads: int
+    slots: int
+    n_ctx: int
+    seed: int
+    prompt_format: str
+    kv_unified: bool = False
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A load runner loaded its model and can take `slots` sequences."""
+
+    load_s: float
+    slots: int
+    n_ctx: int  # the context's total tokens (all sequences)
+    kv_unified: bool
+    model_desc: str = ""
+    model_bytes: int = 0
+    cpus: str = ""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """A request for a load runner: `prompt` (templated by the runner) or, when `prompt_tokens` > 0, that many
+    random tokens; up to `max_tokens` generated, end-of-sequence ignored when `ignore_eos`."""
+
+    request: int
+    prompt: str = ""
+    prompt_tokens: int = 0
+    max_tokens: int = 16
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A load runner's request ended: admitted (began its prefill) at `admit_ns`, tokens at `token_ns`, ended at
+    `end_ns`; absolute time.monotonic_ns() values. `error` says why it failed, if it did."""
+
+    request: int
+    admit_ns: int
+    token_ns: tuple[int, ...]
+    end_ns: int
+    prompt_tokens: int
+    finish_reason: str = ""
+    error: str = ""
+
+
+PIPE_MESSAGES = {cls.__name__: cls for cls in (LoadRequest, Request, EngineFacts, Loaded, Failed, Measurement,
+                                               ServeRequest, Ready, Submit, Finished)}
 
 
 def encode(message) -> str:
