@@ -128,6 +128,9 @@ class Results:
     scores: list[dict] = field(default_factory=list)  # one dict per (task, scorer); none in unscored files
     scorers: list[dict] = field(default_factory=list)
     bandwidth: list[dict] = field(default_factory=list)  # the read-bandwidth probes; none before schema 5
+    load_points: list[dict] = field(default_factory=list)  # a load run's tables (mpibench load); none elsewhere
+    requests: list[dict] = field(default_factory=list)  # one dict a request, with its "token_ns"
+    timeline: list[dict] = field(default_factory=list)
 
 
 def results_file(path: str | Path) -> Path:
