@@ -72,7 +72,7 @@ def _unknown_key_error(key: str, valid: tuple[str, ...], where: str) -> ConfigEr
     return ConfigError(f"unknown key '{key}' in {where}.{hint}")
 
 
-def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
+def check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in valid:
             raise _unknown_key_error(key, valid, where)
@@ -145,7 +145,7 @@ def model_from_entry(entry) -> ModelSpec:
         return ModelSpec(stem, path=entry)
     if not isinstance(entry, dict):
         raise ConfigError(f"a model must be a name, a path or a table, got {entry!r}")
-    _check_keys(entry, MODEL_KEYS, "a [[models]] table")
+    check_keys(entry, MODEL_KEYS, "a [[models]] table")
     if "path" not in entry and entry.get("name") not in BUILTIN_MODEL_NAMES and not is_synth_name(entry.get("name")):
         raise ConfigError(f"model table {entry!r} needs a 'path' to a GGUF file (or a builtin 'name')")
     base = model_from_entry(entry.get("path") or entry["name"])
@@ -162,7 +162,7 @@ def _check_rubric(rubric, prompt_id: str) -> None:
         raise ConfigError(str(error)) from None
 
 
-def _prompts(entries) -> tuple[Prompt, ...]:
+def parse_prompts(entries) -> tuple[Prompt, ...]:
     suite = {p.id: p for p in study_prompts()}
     if isinstance(entries, str):
         entries = [e.strip() for e in entries.split(",") if e.strip()]
@@ -175,7 +175,7 @@ def _prompts(entries) -> tuple[Prompt, ...]:
                 raise _unknown_key_error(entry, tuple(suite), "the prompt ids")
             prompts.append(suite[entry])
         elif isinstance(entry, dict):
-            _check_keys(entry, PROMPT_KEYS, "a [[prompts]] table")
+            check_keys(entry, PROMPT_KEYS, "a [[prompts]] table")
             if not isinstance(entry.get("id"), str) or not isinstance(entry.get("text"), str) or not entry["text"].strip():
                 raise ConfigError(f"prompt {entry!r} needs a string 'id' and a non-empty 'text'")
             if "rubric" in entry:  # checked now, used by `mpibench score --scorer rubric`
@@ -190,7 +190,7 @@ def _prompts(entries) -> tuple[Prompt, ...]:
     return tuple(prompts)
 
 
-def _models(entries) -> tuple[ModelSpec, ...]:
+def parse_models(entries) -> tuple[ModelSpec, ...]:
     if isinstance(entries, str):
         entries = [e.strip() for e in entries.split(",") if e.strip()]
     if not isinstance(entries, (list, tuple)) or not entries:
@@ -211,13 +211,13 @@ def build_config(toml_text: str | None = None, overrides: dict | None = None,
         data = tomllib.loads(toml_text) if toml_text else {}
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"the configuration is not valid TOML: {error}") from None
-    _check_keys(data, TOP_LEVEL_KEYS, "the configuration")
+    check_keys(data, TOP_LEVEL_KEYS, "the configuration")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     config = base or SweepConfig()
     if "models" in data:
-        config = replace(config, models=_models(data["models"]))
+        config = replace(config, models=parse_models(data["models"]))
     if "prompts" in data:
-        config = replace(config, prompts=_prompts(data["prompts"]))
+        config = replace(config, prompts=parse_prompts(data["prompts"]))
     if "threads" in data:
         config = replace(config, threads=_threads(data["threads"]))
     for key in ("repetitions", "max_tokens", "n_ctx"):
