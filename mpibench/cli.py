@@ -29,18 +29,29 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _config_text(path: str | None) -> str:
+    """The TOML text of a config file argument ("" without one)."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+
+
+def _stored_header(run_dir: str) -> dict:
+    from mpibench.store.rundir import read_header
+
+    return read_header(run_dir)
+
+
 def _load_config(args):
     """A loader for rank 0: the config file (if any) with the CLI flags on top, over the run's own
     configuration when resuming."""
     def load():
         from mpibench.run import stored_config
 
-        text = ""
-        if args.config:
-            try:
-                text = Path(args.config).read_text()
-            except OSError as error:
-                raise ConfigError(f"cannot read config file {args.config}: {error.strerror}") from None
+        text = _config_text(args.config)
         overrides = {key: getattr(args, key, None) for key in OVERRIDES}
         base = stored_config(args.resume) if args.resume else None  # what is not given again stays the run's
         if base is None and overrides["kind"] == "bench" and overrides["repetitions"] is None:
@@ -57,6 +68,29 @@ def cmd_run(args) -> int:
                           dry_run=args.dry_run, quiet=args.quiet, status_interval=args.status_interval,
                           allow_oversize=args.allow_oversize)
     return run.sweep(_load_config(args), options)
+
+
+LOAD_OVERRIDES = ("models", "servers", "kv_unified", "users", "rates", "sweep", "sweep_rates", "arrivals", "gamma_shape",
+                  "think", "think_s", "max_concurrency", "duration", "ramp_up", "warmup_time", "cooldown", "drain",
+                  "prompts", "max_tokens", "prompt_tokens", "n_ctx", "seed", "slo_ttft_ms", "slo_tpot_ms",
+                  "slo_e2e_ms", "out")
+
+
+def cmd_load(args) -> int:
+    from mpibench import run
+    from mpibench.load.config import build_load_config, load_config_from_json
+    from mpibench.load.driver import LoadOptions
+
+    def load():
+        text = _config_text(args.config)
+        overrides = {key: getattr(args, key) for key in LOAD_OVERRIDES}
+        overrides.update(kv_unified=args.kv_unified or None, sweep=args.sweep or None)
+        base = load_config_from_json(_stored_header(args.resume)["config_json"]) if args.resume else None
+        return build_load_config(text, overrides, base), text
+
+    options = LoadOptions(force=args.force, resume=args.resume, draw_plots=not args.no_plots, quiet=args.quiet,
+                          allow_oversize=args.allow_oversize)
+    return run.load(load, options)
 
 
 def cmd_doctor(args) -> int:
@@ -350,6 +384,60 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("-t", "--threads", help="thread counts: 1,2,4 or 1-16*2 (default: every count a run would "
                        "sweep on the node's cores)")
     probe.set_defaults(func=cmd_probe)
+
+    load = _command(sub, "load", "load-test a node's server configurations, JMeter-style: concurrent users or an "
+                    "arrival rate, up to saturation (launch with mpirun -n N)",
+                    "mpirun -n 2 mpibench load -m smollm2-135m --users 1,2,4,8 --duration 60\n  "
+                    "mpirun -n 2 mpibench load --rate 0.5,1,2,4 --arrivals poisson\n  "
+                    "mpirun -n 2 mpibench load --sweep --slo-ttft-ms 500 --slo-tpot-ms 50",
+                    description="Each load point runs one server configuration (P runners x S sequences batched x T "
+                    "threads) on a whole node under one load; latency is measured from each request's intended "
+                    "start (no coordinated omission). Without --users or --rate: a sweep.")
+    load.add_argument("config", nargs="?", help="TOML configuration file (see launch/load.toml)")
+    load.add_argument("-m", "--model", "--models", dest="models",
+                      help="comma list of builtin names (" + ", ".join(BUILTIN_MODEL_NAMES) + ") or GGUF paths")
+    load.add_argument("--servers", help="server configurations P x S x T: 1x4x1 (one runner batching 4 sequences on "
+                      "1 thread), 2x1x1 (two single-sequence runners); default 1x4x(cores-1)")
+    load.add_argument("--kv-unified", action="store_true", help="one KV buffer shared by a runner's sequences")
+    load.add_argument("--users", help="closed loop: user counts, 1,2,4,8")
+    load.add_argument("--rate", dest="rates", help="open loop: requests per second, 0.5,1,2,4")
+    load.add_argument("--sweep", action="store_true", help="one user, then saturation, then rates between (default "
+                      "without --users or --rate)")
+    load.add_argument("--sweep-rates", type=int, help="a sweep's rates between one user and saturation (default 5)")
+    load.add_argument("--arrivals", choices=("poisson", "constant", "gamma"), help="open loop's arrivals "
+                      "(default poisson)")
+    load.add_argument("--gamma-shape", type=float, help="gamma arrivals' shape k: inter-arrival CV 1/sqrt(k) "
+                      "(default 0.5)")
+    load.add_argument("--max-concurrency", type=int, help="open loop: at most this many requests in the system; "
+                      "the others queue (default: no cap)")
+    load.add_argument("--think", choices=("none", "constant", "exponential"), help="closed loop: think time "
+                      "between a user's requests (default none)")
+    load.add_argument("--think-s", type=float, help="its mean, seconds")
+    load.add_argument("--duration", type=float, help="each point's steady (measured) window, seconds (default 60)")
+    load.add_argument("--ramp-up", type=float, help="seconds over which users start or the rate rises (default 0)")
+    load.add_argument("--warmup-time", type=float, help="seconds of load before the window, not measured "
+                      "(default 5)")
+    load.add_argument("--cooldown", type=float, help="seconds of load after the window (default 2)")
+    load.add_argument("--drain", type=float, help="seconds requests in the system get to finish at the end "
+                      "(default 60)")
+    load.add_argument("--prompts", help="comma list of prompt ids the requests cycle through (default: the study's)")
+    load.add_argument("-n", "--max-tokens", type=int, help="tokens per answer at most; with -p, exactly "
+                      "(default 64)")
+    load.add_argument("-p", "--prompt-tokens", type=int, help="fixed workload: this many random prompt tokens, "
+                      "-n tokens generated with end-of-sequence ignored (as llama-batched-bench)")
+    load.add_argument("--ctx", dest="n_ctx", type=int, help="context per sequence in tokens (default 1024)")
+    load.add_argument("--seed", type=int, help="schedule and token seed (default 42)")
+    load.add_argument("--slo-ttft-ms", type=float, help="SLO on time to first token (default 1000)")
+    load.add_argument("--slo-tpot-ms", type=float, help="SLO on time per output token (default 100)")
+    load.add_argument("--slo-e2e-ms", type=float, help="SLO on end-to-end time (default none)")
+    load.add_argument("--out", dest="out", help="run directory (default results/<run-id>)")
+    load.add_argument("--force", action="store_true", help="replace a run already in --out")
+    load.add_argument("--resume", metavar="DIR", help="continue the load test in DIR: skip the points it has done")
+    load.add_argument("--no-plots", action="store_true", help="do not draw the plots at the end")
+    load.add_argument("--quiet", action="store_true", help="no per-point lines on stderr")
+    load.add_argument("--allow-oversize", action="store_true", help="run models whose file and KV caches exceed a "
+                      "node's available memory")
+    load.set_defaults(func=cmd_load)
 
     models = _command(sub, "models", "list the builtin models", "mpibench models")
     models.set_defaults(func=cmd_models)

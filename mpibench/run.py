@@ -1,4 +1,4 @@
-"""The one entry of every MPI job (run, bench, the judge): world check, signals, rank split, abort guard.
+"""The one entry of every MPI job (run, bench, load, the judge): world check, signals, rank split, abort guard.
 
 Workers never parse the configuration: rank 0 validates everything (config, model files, thread counts
 against the cores each node offers, the output directory) before any task starts, and on error tells
@@ -88,6 +88,29 @@ def sweep(load_config: Callable[[], tuple[SweepConfig, str]], options: Options,
     """Every rank of a sweep job. Rank 0 gets (config, its TOML text) from `load_config`, runs the
     sweep and then `finish(run_dir, exit code)` when given; the other ranks serve it."""
     return guarded(lambda: _split(lambda comm, facts: _coordinate_sweep(comm, facts, load_config, options, finish)))
+
+
+def load(load_config: Callable, options) -> int:
+    """Every rank of a load test (mpibench/load/driver.py): rank 0 gets (config, its TOML text) from `load_config`
+    and runs the test; the other ranks serve its points (a node's first worker rank) or wait for the end."""
+    return guarded(lambda: _split(lambda comm, facts: _coordinate_load(comm, facts, load_config, options)))
+
+
+def _coordinate_load(comm, facts, load_config, options) -> int:
+    from mpibench.load.driver import run_load
+
+    config, config_toml = load_config()
+    local_worker = Worker(0) if comm.size == 1 else None
+    transport = mpi.LocalTransport(local_worker.execute) if local_worker else mpi.MpiTransport(comm)
+    try:
+        code = run_load(comm.size, facts, transport, launch_facts(comm.size, facts, placement(facts)), config,
+                        config_toml, options)
+    finally:
+        if local_worker:
+            local_worker.close()
+    for rank in range(1, comm.size):
+        transport.stop(rank, code if code >= 128 else 0)
+    return code
 
 
 def _split(rank0: Callable) -> int:

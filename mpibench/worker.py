@@ -36,9 +36,9 @@ from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
-from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadRequest,
-                               Measurement, ProbeReply, ProbeRequest, Result, Stop, TaskReply, decode, encode,
-                               fields_of, task_columns)
+from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadPoint,
+                               LoadPointReply, LoadRequest, Measurement, ProbeReply, ProbeRequest, Result, Stop,
+                               TaskReply, decode, encode, fields_of, task_columns)
 from mpibench.signals import Interrupted
 
 STDERR_TAIL = 2000
@@ -171,6 +171,7 @@ class Worker:
         self.hostname = socket.gethostname()
         self.runner: Runner | None = None
         self.engines: dict[str, EngineChoice] = {}  # model path -> its preflight's outcome
+        self.load_node = None  # a load test's runners and generator (load/node.py), made by its first point
 
     def say(self, line: str) -> None:
         print(f"mpibench: rank {self.rank} on {self.hostname}: {line}", file=sys.stderr, flush=True)
@@ -214,9 +215,16 @@ class Worker:
             self.engines[job.model_path] = choice
         return runner
 
-    def execute(self, job: Job | ProbeRequest) -> TaskReply | ProbeReply:
+    def execute(self, job: Job | ProbeRequest | LoadPoint) -> TaskReply | ProbeReply | LoadPointReply:
         """Run one job; its result has status "failed", "timeout" or "not_run" with the reason if it did not
-        finish. A ProbeRequest measures the node's read bandwidth instead (before the first task)."""
+        finish. A ProbeRequest measures the node's read bandwidth instead (before the first task); a LoadPoint
+        runs a load test's point on this node."""
+        if isinstance(job, LoadPoint):
+            if self.load_node is None:
+                from mpibench.load.node import LoadNode
+
+                self.load_node = LoadNode()
+            return self.load_node.run(job)
         if isinstance(job, ProbeRequest):
             try:
                 return ProbeReply(tuple(probe(job.core_sets)))
@@ -271,3 +279,5 @@ class Worker:
         if self.runner is not None:
             self.runner.close(kill)
             self.runner = None
+        if self.load_node is not None:
+            self.load_node.close(kill)

@@ -1,0 +1,112 @@
+"""What rank 0 runs in a load test: the validated configuration on this launch's nodes, the run directory and
+header, and the load points, each a (model, server configuration, load) on one whole node.
+
+A node's first worker rank runs its points (the generator on the node's last core, the runners on the others);
+the node's other ranks stay idle, so that nothing else runs on a node under load. Points of one (model, server)
+series run one after another; a sweep plans its next point from the last one's measurements (load/sweep.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from mpibench import __version__, launcher
+from mpibench.config import ConfigError
+from mpibench.load.config import DEFAULT_SLOTS, LoadConfig, load_config_from_json
+from mpibench.models import ModelInfo, inspect_model
+from mpibench.placement import Placement
+from mpibench.protocol import LoadPoint, LoadShape, ServerConfig
+from mpibench.store import rundir
+from mpibench.table import counted
+
+KIND = "load"  # run.json's kind of a load run
+
+
+def point_key(model: str, server: ServerConfig, shape: LoadShape) -> str:
+    """A load point's identity in the journal (what --resume skips)."""
+    return f"{model}|{server.label}|{shape.mode}|{shape.label}"
+
+
+def node_leaders(place: Placement) -> dict[str, int]:
+    """Each worker node's first worker rank: the one that runs its load points."""
+    leaders: dict[str, int] = {}
+    for rank, node in sorted(place.worker_nodes.items()):
+        leaders.setdefault(node, rank)
+    return leaders
+
+
+def resolve_servers(config: LoadConfig, place: Placement) -> tuple[ServerConfig, ...]:
+    """The configuration's servers (default: one runner batching DEFAULT_SLOTS sequences on every core but the
+    generator's), each checked to fit every worker node beside the generator's core."""
+    cores = min(len(place.node_cores[node]) for node in node_leaders(place))
+    if cores < 2:
+        raise ConfigError(f"a load test needs 2 cores or more per node (one for the load generator), the smallest "
+                          f"node offers {cores}: launch with more cores per node")
+    servers = config.servers or (ServerConfig(1, DEFAULT_SLOTS, cores - 1),)
+    for server in servers:
+        if server.partitions * server.threads > cores - 1:
+            raise ConfigError(f"server {server.label} needs {server.partitions * server.threads} cores for its "
+                              f"runners and one for the generator; the smallest node offers {cores}: use fewer "
+                              f"runners or threads")
+    return tuple(replace(s, kv_unified=config.kv_unified) for s in servers)
+
+
+@dataclass
+class LoadPlan:
+    config: LoadConfig
+    place: Placement
+    servers: tuple[ServerConfig, ...]
+    models: dict[str, ModelInfo]
+    run_dir: Path
+    header: dict
+    done: dict[str, dict]  # point key -> its journal record, from an earlier launch
+
+    @classmethod
+    def make(cls, config: LoadConfig, config_toml: str, place: Placement, launch: dict, resume: str | None,
+             force: bool) -> LoadPlan:
+        previous: list[dict] = []
+        if resume:
+            old, previous = rundir.read_run(resume)
+            if old.get("kind") != KIND:
+                raise rundir.RunDirError(f"{resume} is not a load run: continue it with `mpibench run --resume`")
+            if config.hash() != old["config_hash"]:
+                raise rundir.RunDirError(f"{resume} was run with a different load configuration; resume with the same "
+                                         "one, or with none to use the run's own")
+            config = replace(load_config_from_json(old["config_json"]), out=resume)
+        servers = resolve_servers(config, place)
+        models = {m.name: inspect_model(m) for m in config.models}
+        if resume:
+            run_dir = Path(resume)
+            header = dict(old, status="running", launches=old.get("launches", []) + [launch],
+                          resumes=old.get("resumes", []) + [launch["started"]])
+        else:
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
+            run_dir = rundir.create(Path(config.out or f"results/{run_id}"), force)
+            header = dict(launch, kind=KIND, run_id=run_id, mpibench_version=__version__,
+                          config_hash=config.hash(), config_json=config.canonical_json(), config_toml=config_toml,
+                          threads=sorted({s.threads for s in servers}), servers=[asdict(s) for s in servers],
+                          total_tasks=0, status="running", models=[asdict(m) for m in models.values()],
+                          launches=[launch], prompts=[{"id": p.id, "category": p.category, "text": p.text}
+                                                      for p in config.prompts])
+        rundir.write_header(run_dir, header)
+        done = {r["task_id"]: r for r in previous if not r.get("error")}
+        return cls(config, place, servers, models, run_dir, header, done)
+
+    def summary(self) -> str:
+        config = self.config
+        loads = "a sweep" if config.sweep else ", ".join(s.label for s in config.shapes())
+        return (f"load {self.header['run_id']}: {counted(len(self.models), 'model')} x servers "
+                f"{', '.join(s.label for s in self.servers)} x {loads}; {config.duration:g} s steady windows "
+                f"on {counted(len(node_leaders(self.place)), 'node')} -> {self.run_dir}")
+
+    def point(self, index: int, model: str, server: ServerConfig, shape: LoadShape, node: str) -> LoadPoint:
+        """The point as a node runs it: the generator on the node's last core, the runners on the others."""
+        info, cores = self.models[model], self.place.node_cores[node]
+        return LoadPoint(index, server, shape, self.config.workload, self.config.phases, model, info.path,
+                         info.prompt_format, self.config.n_ctx, self.config.seed, tuple(cores[:-1]), cores[-1],
+                         int(info.synthetic))
+
+    def resume_command(self, world_size: int) -> str:
+        return launcher.relaunch_command(world_size, "load", ["--resume", str(self.run_dir)])
