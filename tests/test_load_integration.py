@@ -1,0 +1,98 @@
+"""Real load tests: the real SmolLM2 model, real llama.cpp, continuous batching, under a real mpiexec.
+
+Points are short (a few seconds): too few completions for a p99, so they are marked invalid, which is itself
+checked. On a 2-core node the generator takes one core and a 1 x S x 1 server the other."""
+
+import json
+
+import pytest
+
+from helpers import mpibench
+from mpibench.store.hdf5 import read_results
+
+pytestmark = pytest.mark.integration
+
+SHORT = ["-m", "smollm2-135m", "--duration", "3", "--warmup-time", "1", "--cooldown", "0", "-n", "8", "--no-plots"]
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("closed") / "run"
+    proc = mpibench(2, "load", *SHORT, "--users", "1,3", "--servers", "1x1x1,1x2x1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_a_closed_loop_records_every_point_and_request_from_the_intended_start(closed):
+    out, proc = closed
+    results = read_results(out)
+    points = results.load_points
+    assert sorted((p["server"], p["users"]) for p in points) == [("P1xS1xT1", 1), ("P1xS1xT1", 3),
+                                                                  ("P1xS2xT1", 1), ("P1xS2xT1", 3)]
+    for point in points:
+        assert point["completed"] > 0 and point["failed"] == 0
+        assert point["window_s"] >= 3.0 and point["output_tok_s"] > 0
+        assert not point["valid"] and "300" in point["invalid_reasons"]  # too few completions for a p99
+    steady = [r for r in results.requests if r["phase"] == "steady" and r["status"] == "ok"]
+    assert steady and all(r["intended_ns"] <= r["dispatch_ns"] <= r["admit_ns"] < r["first_token_ns"] <= r["end_ns"]
+                          for r in steady)
+    assert all(r["ttft_s"] >= r["service_ttft_s"] > 0 and len(r["token_ns"]) == r["generated_tokens"] for r in steady)
+    three_users = [p for p in points if p["users"] == 3 and p["server"] == "P1xS1xT1"][0]
+    queued = [r for r in results.requests if r["point"] == three_users["point"] and r["phase"] == "steady"]
+    assert max(r["queue_s"] for r in queued) > 0  # 3 users on one single-sequence runner wait their turn
+    assert results.timeline and "point" in proc.stdout  # the per-point table
+
+
+def test_batching_serves_more_tokens_per_second_than_one_sequence(closed):
+    points = {(p["server"], p["users"]): p for p in read_results(closed[0]).load_points}
+    assert points[("P1xS2xT1", 3)]["output_tok_s"] > points[("P1xS1xT1", 3)]["output_tok_s"]
+
+
+def test_show_and_the_jtl_export_read_a_load_run(closed, tmp_path):
+    out, _ = closed
+    show = mpibench(None, "show", str(out))
+    assert show.returncode == 0 and "P1xS2xT1" in show.stdout, show.stderr
+    jtl = tmp_path / "run.jtl"
+    export = mpibench(None, "export", str(out), "--format", "jtl", "--out", str(jtl))
+    assert export.returncode == 0, export.stderr
+    header, first = jtl.read_text().splitlines()[:2]
+    assert header.startswith("timeStamp,elapsed,label,responseCode")
+    assert first.split(",")[7] in ("true", "false")
+
+
+def test_an_open_loop_point_keeps_its_rate(tmp_path):
+    out = tmp_path / "open"
+    proc = mpibench(2, "load", *SHORT, "--rate", "4", "--arrivals", "constant", "--servers", "1x4x1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (point,) = read_results(out).load_points
+    assert point["mode"] == "open" and point["offered_rps"] == 4.0
+    assert abs(point["achieved_rps"] - 4.0) <= 0.5
+
+
+def test_a_sweep_goes_from_one_user_to_saturation_and_rates_between(tmp_path):
+    out = tmp_path / "sweep"
+    proc = mpibench(2, "load", *SHORT, "--sweep", "--sweep-rates", "2", "--servers", "1x2x1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    points = read_results(out).load_points
+    assert points[0]["mode"] == "closed" and points[0]["users"] == 1
+    assert len(points) >= 3 and points[-1]["mode"] == "open"
+
+
+def test_resume_runs_only_the_points_the_journal_lacks(closed, tmp_path):
+    out, _ = closed
+    journal = (out / "journal.jsonl").read_text().splitlines()
+    copy = tmp_path / "resumed"
+    copy.mkdir()
+    (copy / "run.json").write_text((out / "run.json").read_text())
+    (copy / "journal.jsonl").write_text("\n".join(journal[:-1]) + "\n")
+    proc = mpibench(2, "load", "--resume", str(copy), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    keys = [json.loads(line)["task_id"] for line in (copy / "journal.jsonl").read_text().splitlines()]
+    assert sorted(keys) == sorted(json.loads(line)["task_id"] for line in journal)
+    assert len(read_results(copy).load_points) == 4
+
+
+def test_a_server_that_does_not_fit_beside_the_generator_is_refused_in_one_line(tmp_path):
+    proc = mpibench(2, "load", *SHORT, "--users", "1", "--servers", "1x1x8", "--out", str(tmp_path / "no"))
+    assert proc.returncode == 2
+    assert "error: server P1xS1xT8 needs 8 cores" in proc.stderr and "Traceback" not in proc.stderr
