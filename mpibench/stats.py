@@ -19,10 +19,12 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 import statistics
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 CI_LEVEL = 0.95
@@ -55,24 +57,18 @@ NAN = float("nan")
 EMPTY = Stats(0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, ())
 
 
-def _binomial_tails(n: int, q: float) -> tuple[list[float], list[float]]:
-    """below[k] = P(B < k) and above[k] = P(B >= k) for k = 0 .. n + 1, B ~ Binomial(n, q). Terms further than
-    40 standard deviations (+ 40) from the mean, below e**-700, are taken as 0, so that n can be large."""
+def _binomial_tails(n: int, q: float) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """below(k) = P(B < k) and above(k) = P(B >= k), B ~ Binomial(n, q), for ranks k = 0 .. n + 1. Terms further
+    than 40 standard deviations (+ 40) from the mean, below e**-700, are taken as 0, so that n can be large."""
     spread = 40 * math.sqrt(n * q * (1 - q)) + 40
     first, last = max(0, math.floor(n * q - spread)), min(n, math.ceil(n * q + spread))
     log_q, log_p = (math.log(q) if q > 0 else -math.inf), (math.log1p(-q) if q < 1 else -math.inf)
     top = math.lgamma(n + 1)
-    pmf = [0.0] * (n + 1)
-    for i in range(first, last + 1):
-        log_term = top - math.lgamma(i + 1) - math.lgamma(n - i + 1) + (i * log_q if i else 0) \
-            + ((n - i) * log_p if n - i else 0)
-        pmf[i] = math.exp(log_term)
-    below, above = [0.0] * (n + 2), [0.0] * (n + 2)
-    for k in range(1, n + 2):
-        below[k] = below[k - 1] + pmf[k - 1]
-    for k in range(n, -1, -1):
-        above[k] = above[k + 1] + pmf[k]
-    return below, above
+    pmf = [math.exp(top - math.lgamma(i + 1) - math.lgamma(n - i + 1) + (i * log_q if i else 0)
+                    + ((n - i) * log_p if n - i else 0)) for i in range(first, last + 1)]
+    below = [0.0, *itertools.accumulate(pmf)]  # below[j] = P(first <= B < first + j)
+    above = [*itertools.accumulate(reversed(pmf))][::-1] + [0.0]  # P(B >= first + j), summed from the top
+    return (lambda k: below[min(max(k - first, 0), len(pmf))]), (lambda k: above[min(max(k - first, 0), len(pmf))])
 
 
 def quantile_ci_ranks(n: int, q: float, level: float = CI_LEVEL) -> tuple[int, int, float]:
@@ -84,24 +80,25 @@ def quantile_ci_ranks(n: int, q: float, level: float = CI_LEVEL) -> tuple[int, i
     if n < 1:
         raise ValueError("no samples")
     below, above = _binomial_tails(n, q)
+    ranks = range(1, n + 1)
     alpha = 1 - level
 
-    def lowest(budget: float) -> int | None:  # the largest rank leaving at most `budget` below
-        ranks = [k for k in range(1, n + 1) if below[k] <= budget]
-        return ranks[-1] if ranks else None
+    def lowest(budget: float) -> int | None:  # the largest rank leaving at most `budget` below (below rises)
+        k = bisect.bisect_right(ranks, budget, key=below)
+        return k if k else None
 
-    def highest(budget: float) -> int | None:  # the smallest rank leaving at most `budget` above
-        ranks = [k for k in range(1, n + 1) if above[k] <= budget]
-        return ranks[0] if ranks else None
+    def highest(budget: float) -> int | None:  # the smallest rank leaving at most `budget` above (above falls)
+        k = bisect.bisect_left(ranks, -budget, key=lambda r: -above(r)) + 1
+        return k if k <= n else None
 
     low, high = lowest(alpha / 2), highest(alpha / 2)
     if low is None and high is not None:
-        low, high = 1, highest(alpha - below[1])
+        low, high = 1, highest(alpha - below(1))
     elif high is None and low is not None:
-        low, high = lowest(alpha - above[n]), n
+        low, high = lowest(alpha - above(n)), n
     if low is None or high is None:
         low, high = 1, n
-    return low, high, max(0.0, 1 - below[low] - above[high])
+    return low, high, max(0.0, 1 - below(low) - above(high))
 
 
 def median_ci_ranks(n: int, level: float = CI_LEVEL) -> tuple[int, int, float]:
