@@ -217,9 +217,11 @@ def test_a_growing_queue_is_unstable_and_a_flat_one_stable():
 
 
 def test_each_validity_rule_says_why():
-    short = summarise(load_point(), reply(steady(), ended=ns(9))).point
-    assert short["valid"] == 0 and "shorter than the 10 s asked" in short["invalid_reasons"]
-    assert short["window_s"] == 7
+    short = summarise(load_point(), reply(steady(until=9.0), stopped_ns=ns(9))).point  # every runner failed at 9 s
+    assert short["valid"] == 0 and "steady window 7 s, shorter than the 10 s asked" in short["invalid_reasons"]
+    assert short["window_s"] == 7 and short["completed_rps"] == 40
+    early = summarise(load_point(rate=1.0), reply([record(i, 2.0 + i, ttft=0.1) for i in range(9)])).point
+    assert early["window_s"] == 10 and "shorter" not in early["invalid_reasons"]  # its last request ended at 10.35 s
     few = summarise(load_point(rate=20.0), reply(steady(rate=20.0))).point  # 200 completions in the window
     assert few["valid"] == 0 and "200 completions, fewer than the 300" in few["invalid_reasons"]
     assert all(math.isnan(few[f"{m}_p99{e}_s"]) for m in ("ttft", "tpot", "itl", "e2e", "queue")

@@ -1,8 +1,8 @@
 """A load point's figures (pure): its requests' rows, its row of load_points, its timeline, validity and the knee.
 
 The steady window starts after the ramp-up and the warm-up and lasts the duration asked, cut short only when the
-point ended first (a reply's ended_ns is when the drain ended, never before the cool-down's end once the schedule
-ran in full). Request-based figures count the requests whose intended start lies in the window, those that end
+load stopped before its end (the reply's stopped_ns: every runner failed; a point that did not run has none).
+Request-based figures count the requests whose intended start lies in the window, those that end
 after it included; throughput counts the tokens generated within it. Latencies count from the intended start, so
 a slow server cannot hide its queue (no coordinated omission). Every column is defined in store/schema.py.
 """
@@ -161,11 +161,12 @@ def apdex(rows: Sequence[dict], t_s: float) -> float:
     return (satisfied + tolerating / 2) / len(rows)
 
 
-def _window(point: LoadPoint, ended_ns: int) -> tuple[int, int, int]:
+def _window(point: LoadPoint, reply: LoadPointReply) -> tuple[int, int, int]:
     """The steady window's start, its measured end and its asked end, ns from t0."""
     start = round((point.phases.ramp_up_s + point.phases.warmup_s) * NS_PER_S)
     asked = start + round(point.phases.duration_s * NS_PER_S)
-    return start, max(start, min(asked, ended_ns)), asked
+    stopped = 0 if reply.error else reply.stopped_ns
+    return start, asked if stopped < 0 else max(start, min(asked, stopped)), asked
 
 
 def invalid_reasons(point: LoadPoint, reply: LoadPointReply, row: dict, asked_end_ns: int, end_ns: int) -> list[str]:
@@ -205,7 +206,7 @@ def _setting_columns(point: LoadPoint, reply: LoadPointReply, slo: Slo) -> dict:
 def summarise(point: LoadPoint, reply: LoadPointReply, slo: Slo = Slo()) -> PointSummary:
     """A load point's rows of the load tables, from the point and its worker's reply."""
     rows = [request_row(point.index, r) for r in reply.requests]
-    start, end, asked_end = _window(point, reply.ended_ns)
+    start, end, asked_end = _window(point, reply)
     seconds = (end - start) / NS_PER_S
 
     def per_s(count: float) -> float:

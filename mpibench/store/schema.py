@@ -183,7 +183,7 @@ REQUEST_DEFINITIONS = {
     "runner": "which of the point's P runners served it (0 .. P - 1); -1: none did",
     "phase": "where its intended start lies: ramp_up, warmup, steady (the measured window) or cooldown",
     "status": "ok, failed, or not_run (still queued when the drain ended); failed and not_run miss every SLO",
-    "prompt_id": "the study prompt it asked (fixed workloads: empty)",
+    "prompt_id": "the study prompt it asked (fixed workloads: fixed)",
     "error": "why it failed",
     "prompt_tokens": "tokens of its prompt, as the runner counted them",
     "generated_tokens": "tokens it generated",
@@ -259,7 +259,7 @@ LOAD_POINT_DEFINITIONS = {
     "error": "why the point did not run (a runner failed to start); empty when it ran",
     "duration_s": "the steady window asked, seconds",
     "window_s": "the steady window measured: from its start (ramp-up + warm-up) to the earlier of its asked end and "
-                "the point's end. Every request-based column counts the requests whose intended start lies in it "
+                "the time the load stopped (every runner failed; 0 s when the point did not run). Every request-based column counts the requests whose intended start lies in it "
                 "(requests of the window that end after it still count)",
     "requests": "requests whose intended start lies in the window, whatever became of them",
     "completed": "of them, ok",
