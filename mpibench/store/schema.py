@@ -300,7 +300,9 @@ LOAD_POINT_DEFINITIONS = {
     "generator_cpu_s": "CPU seconds the load generator used over the whole point",
 } | {f"{m}_{q}{end}_s": (f"{q} (nearest rank) of the {_LATENCY_SOURCES[m]} in the window" if not end else
                           f"{'lower' if end == '_lo' else 'upper'} end of the distribution-free 95 % interval of "
-                          f"{m}_{q}_s (binomial order statistics, stats.quantile_ci_ranks; NaN with too few samples)")
+                          f"{m}_{q}_s (binomial order statistics, stats.quantile_ci_ranks; NaN with too few samples). It "
+                          "takes the samples as independent: under queueing, neighbouring requests' latencies "
+                          "correlate and the interval is narrower than the truth")
      for m in LOAD_LATENCIES for q, _ in LOAD_QUANTILES for end in ("", "_lo", "_hi")}
 TIMELINE_COLUMNS = (
     ("point", "int"), ("t_s", "float"), ("arrived", "int"), ("admitted", "int"), ("completed", "int"),
