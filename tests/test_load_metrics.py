@@ -1,21 +1,24 @@
 import math
 import random
+from dataclasses import dataclass
 from fractions import Fraction
 
 import pytest
 
 from mpibench.load.metrics import (
-    MIN_P99_COMPLETIONS, Slo, apdex, is_stable, mark_knees, request_row, summarise, timeline_rows,
+    MIN_P99_COMPLETIONS, apdex, is_stable, mark_knees, request_row, summarise, timeline_rows,
 )
-from mpibench.load.sweep import SATURATION_USERS_PER_SLOT, next_shape, sweep_rates
-from mpibench.load.table import load_table
+from mpibench.load.sweep import SATURATION_USERS_PER_SLOT, next_sweep_shape, sweep_rates
+from mpibench.load.table import point_table
 from mpibench.protocol import (
     FAILED, NOT_RUN, OK, LoadPoint, LoadPointReply, LoadShape, Phases, RequestRecord, ServerConfig, Workload,
 )
 from mpibench.stats import quantile, quantile_ci_ranks
+from mpibench.store.hdf5 import Results
 from mpibench.store.schema import LOAD_POINT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS
 
 S = 1_000_000_000  # ns
+NONE = {}  # no SLOs
 
 
 def ns(seconds: float) -> int:
@@ -128,7 +131,7 @@ def test_the_p90_interval_covers_the_true_p90_at_least_95_percent_of_the_time():
 
 def test_a_steady_point_gives_known_rates_latencies_and_littles_law():
     point = load_point()
-    summary = summarise(point, reply(steady()))
+    summary = summarise(point, reply(steady()), NONE)
     row = summary.point
     assert set(row) == {c for c, _ in LOAD_POINT_COLUMNS}
     assert row["window_s"] == 10 and row["requests"] == row["completed"] == 400 and row["failed"] == 0
@@ -148,7 +151,7 @@ def test_latency_percentiles_and_intervals_match_brute_force():
     rng = random.Random(5)
     records = [record(i, 2 + i / 40, queue=rng.uniform(0, 0.02), ttft=rng.uniform(0.05, 0.5),
                       gap=rng.uniform(0.01, 0.03)) for i in range(400)]
-    row = summarise(load_point(), reply(records)).point
+    row = summarise(load_point(), reply(records), NONE).point
     rows = [request_row(0, r) for r in records]
     for metric, values in (("ttft", [r["ttft_s"] for r in rows]), ("queue", [r["queue_s"] for r in rows]),
                            ("itl", [(b - a) / S for r in records for a, b in zip(r.token_ns, r.token_ns[1:])])):
@@ -163,7 +166,7 @@ def test_latency_percentiles_and_intervals_match_brute_force():
 def test_mean_concurrency_is_the_time_average_and_littles_law_holds_on_a_steady_queue():
     # one request a second, each served for 2.5 s after waiting 0.5 s: 3 s in the system, so 3 on average
     records = [record(i, float(i), queue=0.5, ttft=1.0, gap=0.5, tokens=4) for i in range(20)]
-    row = summarise(load_point(rate=1.0, warmup=4.0, duration=10.0), reply(records)).point
+    row = summarise(load_point(rate=1.0, warmup=4.0, duration=10.0), reply(records), NONE).point
     assert row["mean_concurrency"] == pytest.approx(3.0) and row["littles_concurrency"] == pytest.approx(3.0)
     # brute force: the requests in the system sampled every millisecond of the window
     sampled = sum(sum(r.intended_ns <= t < r.end_ns for r in records) for t in range(4 * S, 14 * S, S // 1000))
@@ -175,12 +178,12 @@ def test_goodput_counts_failed_and_unrun_requests_as_misses():
                                                                         for i in range(60)]
                + [record(360 + i, 3.0, status=FAILED) for i in range(30)]
                + [record(390 + i, 3.0, status=NOT_RUN) for i in range(10)])
-    row = summarise(load_point(), reply(records, ended=ns(16)), Slo(ttft_s=0.2)).point
+    row = summarise(load_point(), reply(records, ended=ns(16)), {"ttft": 0.2, "tpot": None}).point
     assert (row["requests"], row["completed"], row["failed"], row["not_run"]) == (400, 360, 30, 10)
     assert row["goodput_rps"] == pytest.approx(30) and row["goodput_share"] == pytest.approx(300 / 400)
-    tight = summarise(load_point(), reply(records, ended=ns(16)), Slo(ttft_s=0.2, e2e_s=0.2)).point
+    tight = summarise(load_point(), reply(records, ended=ns(16)), {"ttft": 0.2, "e2e": 0.2}).point
     assert tight["goodput_rps"] == 0  # every ok request takes 0.25 s or more end to end
-    tpot = summarise(load_point(), reply(records, ended=ns(16)), Slo(tpot_s=0.04)).point
+    tpot = summarise(load_point(), reply(records, ended=ns(16)), {"tpot": 0.04}).point
     assert tpot["goodput_rps"] == 0 and tpot["slo_tpot_s"] == 0.04 and math.isnan(tpot["slo_ttft_s"])
 
 
@@ -189,7 +192,7 @@ def test_apdex_on_ttft():
                                         record(3, 0, status=FAILED))]
     assert apdex(rows, 0.2) == pytest.approx((1 + 0.5) / 4)  # satisfied, tolerating (<= 0.8), two frustrated
     assert math.isnan(apdex(rows, math.nan))
-    point = summarise(load_point(), reply(steady()), Slo(ttft_s=0.05)).point
+    point = summarise(load_point(), reply(steady()), {"ttft": 0.05}).point
     assert point["apdex"] == pytest.approx(0.5) and point["apdex_t_s"] == 0.05  # TTFT 0.1: all tolerating
 
 
@@ -208,33 +211,33 @@ def test_timeline_bins_count_events_and_the_queue_at_each_bins_end():
 def test_a_growing_queue_is_unstable_and_a_flat_one_stable():
     # two arrivals a second, one served a second: the queue grows by one a second
     records = [record(i, i / 2, queue=i - i / 2, ttft=0.5, gap=0.25, tokens=3) for i in range(40)]
-    row = summarise(load_point(rate=2.0), reply(records)).point
+    row = summarise(load_point(rate=2.0), reply(records), NONE).point
     assert row["queue_slope"] == pytest.approx(1.0, rel=0.1) and row["stable"] == 0
-    assert summarise(load_point(rate=2.0), reply(steady(rate=2.0))).point["queue_slope"] == 0
+    assert summarise(load_point(rate=2.0), reply(steady(rate=2.0)), NONE).point["queue_slope"] == 0
     assert is_stable(0.0, 10, 20) and is_stable(0.1, 10, 20) and not is_stable(0.2, 10, 20)  # 1 request at most
     assert is_stable(1.0, 10, 400) and not is_stable(2.1, 10, 400)  # 5 % of 400 = 20 requests
     assert not is_stable(math.nan, 1, 20)
 
 
 def test_each_validity_rule_says_why():
-    short = summarise(load_point(), reply(steady(until=9.0), stopped_ns=ns(9))).point  # every runner failed at 9 s
+    short = summarise(load_point(), reply(steady(until=9.0), stopped_ns=ns(9)), NONE).point  # runners died at 9 s
     assert short["valid"] == 0 and "steady window 7 s, shorter than the 10 s asked" in short["invalid_reasons"]
     assert short["window_s"] == 7 and short["completed_rps"] == 40
-    early = summarise(load_point(rate=1.0), reply([record(i, 2.0 + i, ttft=0.1) for i in range(9)])).point
+    early = summarise(load_point(rate=1.0), reply([record(i, 2.0 + i, ttft=0.1) for i in range(9)]), NONE).point
     assert early["window_s"] == 10 and "shorter" not in early["invalid_reasons"]  # its last request ended at 10.35 s
-    few = summarise(load_point(rate=20.0), reply(steady(rate=20.0))).point  # 200 completions in the window
+    few = summarise(load_point(rate=20.0), reply(steady(rate=20.0)), NONE).point  # 200 completions in the window
     assert few["valid"] == 0 and "200 completions, fewer than the 300" in few["invalid_reasons"]
     assert all(math.isnan(few[f"{m}_p99{e}_s"]) for m in ("ttft", "tpot", "itl", "e2e", "queue")
                for e in ("", "_lo", "_hi"))
     assert not math.isnan(few["ttft_p95_s"])
-    lagging = summarise(load_point(), reply(steady(lag=0.002))).point
+    lagging = summarise(load_point(), reply(steady(lag=0.002)), NONE).point
     assert lagging["invalid_reasons"] == "p99 dispatch lag 2 ms, over 1 ms"
     assert lagging["dispatch_lag_p99_s"] == pytest.approx(0.002)
-    behind = summarise(load_point(), reply(steady(lag=0.5))).point  # the window's last 20 go out after it
+    behind = summarise(load_point(), reply(steady(lag=0.5)), NONE).point  # the window's last 20 go out after it
     assert behind["achieved_rps"] == pytest.approx(38) and "not within 1 % of the 40/s" in behind["invalid_reasons"]
-    closed = summarise(load_point(mode="closed", users=4, rate=0.0), reply(steady(lag=0.5))).point
+    closed = summarise(load_point(mode="closed", users=4, rate=0.0), reply(steady(lag=0.5)), NONE).point
     assert "not within" not in closed["invalid_reasons"] and math.isnan(closed["offered_rps"])
-    broken = summarise(load_point(), LoadPointReply(0, error="runner 0 died: SIGKILL")).point
+    broken = summarise(load_point(), LoadPointReply(0, error="runner 0 died: SIGKILL"), NONE).point
     assert broken["valid"] == 0 and broken["stable"] == 0 and broken["invalid_reasons"].startswith(
         "did not run: runner 0 died: SIGKILL; steady window 0 s")
 
@@ -253,32 +256,40 @@ def test_the_knee_is_each_configurations_fastest_stable_valid_point_with_95_perc
     assert all(r["knee"] == 0 for r in rows)  # the rows given are left as they were
 
 
+@dataclass(frozen=True)
+class SweepConfig:
+    """The two things a sweep asks of the load configuration (load/config.py's LoadConfig has them)."""
+
+    sweep_rates: int = 3
+
+    def open_shape(self, rate: float) -> LoadShape:
+        return LoadShape("open", rate=rate, arrivals="gamma", gamma_shape=2.0, max_concurrency=16)
+
+
 def test_the_sweep_goes_synchronous_saturated_then_rates_between_and_stops_on_a_growing_queue():
-    server = ServerConfig(partitions=2, slots=4, threads=1)
-    template = LoadShape("open", arrivals="gamma", gamma_shape=2.0, max_concurrency=16)
+    server, config = ServerConfig(partitions=2, slots=4, threads=1), SweepConfig()
     done = []
-    assert next_shape(server, done, 3, template) == LoadShape("closed", users=1)
+    assert next_sweep_shape(config, server, done) == LoadShape("closed", users=1)
     done.append({"mode": "closed", "completed_rps": 1.0, "stable": 1})
-    assert next_shape(server, done, 3, template) == LoadShape("closed", users=SATURATION_USERS_PER_SLOT * 8)
+    assert next_sweep_shape(config, server, done) == LoadShape("closed", users=SATURATION_USERS_PER_SLOT * 8)
     done.append({"mode": "closed", "completed_rps": 4.0, "stable": 1})
     planned = []
-    while (shape := next_shape(server, done, 3, template)) is not None:
+    while (shape := next_sweep_shape(config, server, done)) is not None:
         planned.append(shape)
         done.append({"mode": "open", "completed_rps": shape.rate, "stable": 1})
-    assert [s.rate for s in planned] == [2.0, 3.0, 4.0]
-    assert all((s.mode, s.arrivals, s.gamma_shape, s.max_concurrency) == ("open", "gamma", 2.0, 16) for s in planned)
+    assert planned == [config.open_shape(rate) for rate in (2.0, 3.0, 4.0)]
     done[3]["stable"] = 0  # the first rate's queue kept growing: the next, higher rates are not tried
-    assert next_shape(server, done[:4], 3, template) is None
+    assert next_sweep_shape(config, server, done[:4]) is None
     assert sweep_rates(2.0, 2.0, 3) == [] and sweep_rates(0.0, 3.0, 3) == [] and sweep_rates(math.nan, 3.0, 3) == []
     flat = [{"mode": "closed", "completed_rps": 2.0, "stable": 1},
             {"mode": "closed", "completed_rps": 1.9, "stable": 1}]  # concurrency gained nothing: no rates between
-    assert next_shape(server, flat, 3, template) is None
+    assert next_sweep_shape(config, server, flat) is None
 
 
 def test_the_show_table_marks_the_knee_and_prints_the_rules_per_point():
-    good = summarise(load_point(index=0), reply(steady()), Slo(ttft_s=0.5)).point
-    few = summarise(load_point(index=1, rate=20.0), reply(steady(rate=20.0)), Slo(ttft_s=0.5)).point
-    text = load_table(mark_knees([good, few]))
+    good = summarise(load_point(index=0), reply(steady()), {"ttft": 0.5}).point
+    few = summarise(load_point(index=1, rate=20.0), reply(steady(rate=20.0)), {"ttft": 0.5}).point
+    text = point_table(Results({}, [], [], [], [], [], load_points=mark_knees([good, few])))
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["point", "server", "load"]
     first, second = lines[2], lines[3]

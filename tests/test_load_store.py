@@ -4,7 +4,7 @@ import h5py
 import pytest
 
 from helpers import header
-from mpibench.load.metrics import Slo, summarise
+from mpibench.load.metrics import summarise
 from mpibench.protocol import (
     FAILED, OK, LoadPoint, LoadPointReply, LoadShape, Phases, RequestRecord, ServerConfig, Workload,
 )
@@ -34,9 +34,9 @@ def requests(count):
 def test_load_tables_round_trip_through_the_results_file(tmp_path):
     path = tmp_path / "results.h5"
     summaries = [summarise(point(0, 1), LoadPointReply(0, tuple(requests(4)), "h", 1.5e9, 2 * S, 0.01),
-                           Slo(ttft_s=0.5)),
+                           {"ttft": 0.5}),
                  summarise(point(1, 2), LoadPointReply(1, tuple(requests(5)), "h", 1.6e9, 3 * S, 0.02),
-                           Slo(ttft_s=0.5))]
+                           {"ttft": 0.5})]
     write_results(path, header(total=2), [], load=summaries)
     results = read_results(path)
     assert results.attrs["schema_version"] == SCHEMA_VERSION == 6 and results.results == []
@@ -65,8 +65,8 @@ def test_the_knee_is_marked_over_every_point_of_the_file(tmp_path):
     starts = [i * S // 200 for i in range(400)]  # 200 a second, each answered in 2 tokens within 2 microseconds
     many = [RequestRecord(i, 0, 0, "pi", "steady", OK, t, t, t, t + 1000, t + 2000, 5, 2, "", (t + 1000, t + 2000))
             for i, t in enumerate(starts)]
-    summaries = [summarise(point(0, 1), LoadPointReply(0, tuple(many), "h", 0.0, 2 * S)),
-                 summarise(point(1, 2), LoadPointReply(1, tuple(many[:300]), "h", 0.0, 2 * S))]
+    summaries = [summarise(point(0, 1), LoadPointReply(0, tuple(many), "h", 0.0, 2 * S), {}),
+                 summarise(point(1, 2), LoadPointReply(1, tuple(many[:300]), "h", 0.0, 2 * S), {})]
     assert [s.point["valid"] for s in summaries] == [1, 1] and [s.point["knee"] for s in summaries] == [0, 0]
     write_results(path, header(), [], load=summaries)
     assert [p["knee"] for p in read_results(path).load_points] == [1, 0]  # 200/s beats 150/s

@@ -2,9 +2,9 @@
 
 The steady window starts after the ramp-up and the warm-up and lasts the duration asked, cut short only when the
 load stopped before its end (the reply's stopped_ns: every runner failed; a point that did not run has none).
-Request-based figures count the requests whose intended start lies in the window, those that end
-after it included; throughput counts the tokens generated within it. Latencies count from the intended start, so
-a slow server cannot hide its queue (no coordinated omission). Every column is defined in store/schema.py.
+Request-based figures count the requests whose intended start lies in the window, those that end after it
+included; throughput counts the tokens generated within it. Latencies count from the intended start, so a slow
+server cannot hide its queue (no coordinated omission). Every column is defined in store/schema.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import bisect
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mpibench.affinity import format_cpu_list
@@ -33,15 +33,7 @@ RATE_TOLERANCE = 0.01  # achieved within 1 % of the window's arrivals (open loop
 APDEX_TOLERATING = 4  # tolerating: TTFT up to 4 T
 KNEE_GOODPUT_SHARE = 0.95
 UNSTABLE_GROWTH = 0.05  # unstable: the queue's fitted growth over the window exceeds 5 % of its requests and 1
-
-
-@dataclass(frozen=True)
-class Slo:
-    """Service-level objectives, seconds; NaN: none on that metric."""
-
-    ttft_s: float = NAN
-    tpot_s: float = NAN
-    e2e_s: float = NAN
+SLO_METRICS = ("ttft", "tpot", "e2e")  # the objectives a request can be held to, each on its {metric}_s column
 
 
 @dataclass(frozen=True)
@@ -142,12 +134,16 @@ def _latency_columns(samples: dict[str, list[float]], completed: int) -> dict:
     return columns
 
 
-def _meets(row: dict, slo: Slo) -> bool:
-    """An ok request within every objective given (a one-token answer has no TPOT: it cannot miss that one)."""
-    return (row["status"] == OK
-            and (math.isnan(slo.ttft_s) or row["ttft_s"] <= slo.ttft_s)
-            and (math.isnan(slo.tpot_s) or math.isnan(row["tpot_s"]) or row["tpot_s"] <= slo.tpot_s)
-            and (math.isnan(slo.e2e_s) or row["e2e_s"] <= slo.e2e_s))
+def _objectives(slos: Mapping[str, float | None]) -> dict[str, float]:
+    """The SLOs in seconds by metric (ttft, tpot, e2e), NaN where none is set (None or absent in `slos`)."""
+    return {name: NAN if slos.get(name) is None else float(slos[name]) for name in SLO_METRICS}
+
+
+def _meets(row: dict, objectives: dict[str, float]) -> bool:
+    """An ok request within every objective set (a one-token answer has no TPOT: it cannot miss that one)."""
+    return row["status"] == OK and all(
+        math.isnan(limit) or row[f"{name}_s"] <= limit or (name == "tpot" and math.isnan(row["tpot_s"]))
+        for name, limit in objectives.items())
 
 
 def apdex(rows: Sequence[dict], t_s: float) -> float:
@@ -187,11 +183,11 @@ def invalid_reasons(point: LoadPoint, reply: LoadPointReply, row: dict, asked_en
     return reasons
 
 
-def _setting_columns(point: LoadPoint, reply: LoadPointReply, slo: Slo) -> dict:
+def _setting_columns(point: LoadPoint, reply: LoadPointReply, objectives: dict[str, float]) -> dict:
     """The columns of a load_points row that say what the point was."""
     server, shape, phases = point.server, point.shape, point.phases
-    return {"point": point.index, "server": server.label, "partitions": server.partitions, "slots": server.slots,
-            "threads": server.threads, "kv_unified": int(server.kv_unified), "mode": shape.mode,
+    return {"point": point.index, "server": server.label, "load": shape.label, "partitions": server.partitions,
+            "slots": server.slots, "threads": server.threads, "kv_unified": int(server.kv_unified), "mode": shape.mode,
             "users": shape.users, "think": shape.think, "think_s": shape.think_s, "rate": shape.rate,
             "arrivals": shape.arrivals, "gamma_shape": shape.gamma_shape, "max_concurrency": shape.max_concurrency,
             "workload": workload_label(point.workload), "model": point.model, "synthetic": point.synthetic,
@@ -199,12 +195,14 @@ def _setting_columns(point: LoadPoint, reply: LoadPointReply, slo: Slo) -> dict:
             "generator_core": point.generator_core, "ramp_up_s": phases.ramp_up_s, "warmup_s": phases.warmup_s,
             "cooldown_s": phases.cooldown_s, "drain_s": phases.drain_s, "hostname": reply.hostname,
             "started_unix": reply.started_unix, "runners_json": reply.runners_json, "error": reply.error,
-            "duration_s": phases.duration_s, "slo_ttft_s": slo.ttft_s, "slo_tpot_s": slo.tpot_s,
-            "slo_e2e_s": slo.e2e_s, "apdex_t_s": slo.ttft_s, "generator_cpu_s": reply.generator_cpu_s}
+            "duration_s": phases.duration_s, **{f"slo_{name}_s": limit for name, limit in objectives.items()},
+            "apdex_t_s": objectives["ttft"], "generator_cpu_s": reply.generator_cpu_s}
 
 
-def summarise(point: LoadPoint, reply: LoadPointReply, slo: Slo = Slo()) -> PointSummary:
-    """A load point's rows of the load tables, from the point and its worker's reply."""
+def summarise(point: LoadPoint, reply: LoadPointReply, slos: Mapping[str, float | None]) -> PointSummary:
+    """A load point's rows of the load tables, from the point, its worker's reply and the SLOs in seconds by metric
+    ({"ttft": 0.5, "tpot": 0.05, "e2e": None}: None or absent, no objective on that metric)."""
+    objectives = _objectives(slos)
     rows = [request_row(point.index, r) for r in reply.requests]
     start, end, asked_end = _window(point, reply)
     seconds = (end - start) / NS_PER_S
@@ -225,19 +223,19 @@ def summarise(point: LoadPoint, reply: LoadPointReply, slo: Slo = Slo()) -> Poin
                "queue": [r["queue_s"] for r in inside if not math.isnan(r["queue_s"])]}
     timeline = timeline_rows(point.index, rows, reply.ended_ns)
     slope = queue_slope(timeline, start, end)
-    good = sum(_meets(r, slo) for r in inside)
+    good = sum(_meets(r, objectives) for r in inside)
     arrival = per_s(len(inside))
     mean_concurrency = per_s(overlap / NS_PER_S)
     littles = arrival * statistics.fmean(in_system) / NS_PER_S if in_system else NAN
-    row = {**_setting_columns(point, reply, slo), "window_s": seconds, "requests": len(inside), "completed": len(ok),
-           "failed": sum(r["status"] == FAILED for r in inside), "not_run": sum(r["status"] == NOT_RUN for r in inside),
+    row = {**_setting_columns(point, reply, objectives), "window_s": seconds, "requests": len(inside),
+           "completed": len(ok), "failed": sum(r["status"] == FAILED for r in inside), "not_run": sum(r["status"] == NOT_RUN for r in inside),
            "offered_rps": point.shape.rate if point.shape.mode == "open" else NAN, "arrival_rps": arrival,
            "achieved_rps": per_s(sum(0 <= r["dispatch_ns"] < end for r in inside)), "completed_rps": per_s(len(ok)),
            "output_tok_s": per_s(tokens), "total_tok_s": per_s(tokens + prompts),
            "mean_concurrency": mean_concurrency, "littles_concurrency": littles,
            "littles_error": littles / mean_concurrency - 1 if mean_concurrency > 0 else NAN,
            **_latency_columns(samples, len(ok)), "goodput_rps": per_s(good),
-           "goodput_share": good / len(inside) if inside else NAN, "apdex": apdex(inside, slo.ttft_s),
+           "goodput_share": good / len(inside) if inside else NAN, "apdex": apdex(inside, objectives["ttft"]),
            "queue_slope": slope, "stable": int(is_stable(slope, seconds, len(inside))),
            "dispatch_lag_p99_s": quantile([r["dispatch_lag_s"] for r in inside if r["dispatch_ns"] >= 0], 0.99).value,
            "knee": 0}

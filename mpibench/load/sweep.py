@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 
 from mpibench.protocol import LoadShape, ServerConfig
 
@@ -33,18 +32,16 @@ def sweep_rates(synchronous_rps: float, saturated_rps: float, rates: int) -> lis
     return [synchronous_rps + i * step for i in range(1, rates + 1)]
 
 
-def next_shape(server: ServerConfig, done: Sequence[dict], rates: int, open_loop: LoadShape) -> LoadShape | None:
+def next_sweep_shape(config, server: ServerConfig, done: Sequence[dict]) -> LoadShape | None:
     """The next load of `server`'s sweep, given the load_points rows of its points so far in the order they ran
-    (their mode, completed_rps and stable); None when the sweep is over. The open-loop points are `open_loop`
-    (its arrivals, gamma shape and concurrency cap) at the planned rates."""
+    (their mode, completed_rps and stable); None when the sweep is over. `config` is the load configuration: its
+    sweep_rates rates, each its open_shape(rate) (the arrivals, gamma shape and concurrency cap asked)."""
     if not done:
         return LoadShape("closed", users=1)
     if len(done) == 1:
         return LoadShape("closed", users=SATURATION_USERS_PER_SLOT * server.partitions * server.slots)
     if done[-1]["mode"] == "open" and not done[-1]["stable"]:
         return None
-    planned = sweep_rates(done[0]["completed_rps"], done[1]["completed_rps"], rates)
+    planned = sweep_rates(done[0]["completed_rps"], done[1]["completed_rps"], config.sweep_rates)
     step = len(done) - 2
-    if step >= len(planned):
-        return None
-    return replace(open_loop, mode="open", rate=planned[step])
+    return config.open_shape(planned[step]) if step < len(planned) else None

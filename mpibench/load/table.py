@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from mpibench.protocol import LoadShape
 from mpibench.summary import format_number
 from mpibench.table import table_lines
+
+if TYPE_CHECKING:
+    from mpibench.store.hdf5 import Results
 
 HEADER = ("point", "server", "load", "window s", "completed", "rps achieved/offered", "output tok/s",
           "TTFT ms p50/p99", "TPOT ms p50/p99", "goodput rps (%)", "APDEX", "stable", "valid", "knee")
@@ -25,14 +27,9 @@ def server_label(point: dict) -> str:
     return point["server"] + (" kv-unified" if point["kv_unified"] else "")
 
 
-def load_label(point: dict) -> str:
-    """A load_points row's load in words, as its LoadShape says it ("4 users", "2/s poisson cap 8")."""
-    return LoadShape(**{f.name: point[f.name] for f in fields(LoadShape)}).label
-
-
 def _row(point: dict) -> tuple[str, ...]:
     offered = "-" if math.isnan(point["offered_rps"]) else format_number(point["offered_rps"])
-    return (str(point["point"]), server_label(point), load_label(point), format_number(point["window_s"], 1),
+    return (str(point["point"]), server_label(point), point["load"], format_number(point["window_s"], 1),
             f"{point['completed']}/{point['requests']}", f"{format_number(point['achieved_rps'])}/{offered}",
             format_number(point["output_tok_s"], 1), _pair(point, "ttft"), _pair(point, "tpot"),
             f"{format_number(point['goodput_rps'])} ({format_number(100 * point['goodput_share'], 0)} %)",
@@ -40,8 +37,10 @@ def _row(point: dict) -> tuple[str, ...]:
             "*" if point["knee"] else "")
 
 
-def load_table(points: list[dict], markdown: bool = False) -> str:
-    """The per-point table of a load run, a note on its columns, and the validity rules each invalid point broke."""
+def point_table(results: Results, markdown: bool = False) -> str:
+    """A load run's per-point table, notes on its columns, and each point's validity (the rules it broke), as
+    lines ending in a newline."""
+    points = results.load_points
     lines = table_lines([HEADER, *(_row(p) for p in points)], left=3, markdown=markdown)
     slo = points[0] if points else {}
     objectives = ", ".join(f"{name} <= {_ms(slo[column])} ms" for name, column in
@@ -51,7 +50,7 @@ def load_table(points: list[dict], markdown: bool = False) -> str:
              "the intended start; p99 '-' under 300 completions",
              f"goodput: requests within every objective ({objectives or 'none given: every ok request'}); APDEX on "
              "TTFT; knee * = a configuration's largest stable, valid point with goodput >= 95 %"]
-    validity = [f"point {p['point']} ({server_label(p)}, {load_label(p)}): "
+    validity = [f"point {p['point']} ({server_label(p)}, {p['load']}): "
                 + ("valid" if p["valid"] else f"invalid: {p['invalid_reasons']}") for p in points]
     gap = [""] if markdown else []
-    return "\n".join(lines + gap + notes + gap + ["validity rules per point:"] + validity)
+    return "\n".join(lines + gap + notes + gap + ["validity rules per point:"] + validity) + "\n"

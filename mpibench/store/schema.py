@@ -207,7 +207,7 @@ _LATENCY_SOURCES = {"ttft": "TTFT (ttft_s) of its ok requests", "tpot": "TPOT (t
                     "itl": "every inter-token gap of its ok requests, pooled", "e2e": "e2e_s of its ok requests",
                     "queue": "queue_s of its admitted requests"}
 LOAD_POINT_COLUMNS = (
-    ("point", "int"), ("server", "str"), ("partitions", "int"), ("slots", "int"), ("threads", "int"),
+    ("point", "int"), ("server", "str"), ("load", "str"), ("partitions", "int"), ("slots", "int"), ("threads", "int"),
     ("kv_unified", "int"), ("mode", "str"), ("users", "int"), ("think", "str"), ("think_s", "float"),
     ("rate", "float"), ("arrivals", "str"), ("gamma_shape", "float"), ("max_concurrency", "int"),
     ("workload", "str"), ("model", "str"), ("synthetic", "int"), ("n_ctx", "int"), ("seed", "int"),
@@ -227,6 +227,7 @@ LOAD_POINT_DEFINITIONS = {
     "point": "the load point's index in the run",
     "server": "the server configuration, PxSxT: P runners on disjoint cores, each batching up to S sequences with "
               "T threads",
+    "load": "the load in words: N users (with their think time), or the rate, arrivals and concurrency cap",
     "partitions": "P: independent runners on disjoint cores",
     "slots": "S: sequences each runner decodes at once (continuous batching; 1: one at a time)",
     "threads": "T: threads (cores) of each runner",
