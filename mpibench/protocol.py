@@ -325,6 +325,7 @@ class LoadPointReply:
     generator_cpu_s: float = 0.0  # the generator's CPU time over the point
     runners_json: str = "[]"  # each runner's Ready, as JSON
     error: str = ""  # the point could not run (a runner failed to start): why
+    stopped_ns: int = -1  # when the load stopped before its schedule's end (every runner failed), from t0; -1: never
 
 
 # Worker -> load runner ("server") child: one ServeRequest, then Submit lines; the runner answers Ready (or

@@ -9,6 +9,9 @@
   data). When MAD is 0 (over half the samples equal) the scale is 1.2533 * mean absolute deviation from
   the median instead (Iglewicz and Hoaglin). Outliers are flagged, never dropped.
 - CV = sample standard deviation (n - 1) / mean.
+- Any other quantile (load tests' p50 ... p99) is the nearest rank, the ceil(q n)-th smallest; its 95 % interval
+  is distribution-free too: order statistics from Binomial(n, q), 2.5 % left out on each side where both sides
+  can, else the sample's extreme on the short side (the p99 has one from n = 299 on); NaN below that.
 - Ratio of two medians (a speedup): its 95 % interval is a percentile bootstrap, each side resampled with
   replacement on its own, RESAMPLES times from a fixed seed (repeatable); with fewer than 2 samples on
   either side it is NaN.
@@ -16,10 +19,12 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 import statistics
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 CI_LEVEL = 0.95
@@ -52,20 +57,81 @@ NAN = float("nan")
 EMPTY = Stats(0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, ())
 
 
-def median_ci_ranks(n: int, level: float = CI_LEVEL) -> tuple[int, int, float]:
-    """1-based ranks (k, n + 1 - k) of the order statistics bounding the median with coverage >= level,
-    the narrowest such symmetric pair, and its exact coverage 1 - 2 P(B <= k - 1), B ~ Binomial(n, 1/2).
-    Below the n where any pair reaches `level`: (1, n) and its lower coverage."""
+def _binomial_tails(n: int, q: float) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """below(k) = P(B < k) and above(k) = P(B >= k), B ~ Binomial(n, q), for ranks k = 0 .. n + 1. Terms further
+    than 40 standard deviations (+ 40) from the mean, below e**-700, are taken as 0, so that n can be large."""
+    spread = 40 * math.sqrt(n * q * (1 - q)) + 40
+    first, last = max(0, math.floor(n * q - spread)), min(n, math.ceil(n * q + spread))
+    log_q, log_p = (math.log(q) if q > 0 else -math.inf), (math.log1p(-q) if q < 1 else -math.inf)
+    top = math.lgamma(n + 1)
+    pmf = [math.exp(top - math.lgamma(i + 1) - math.lgamma(n - i + 1) + (i * log_q if i else 0)
+                    + ((n - i) * log_p if n - i else 0)) for i in range(first, last + 1)]
+    below = [0.0, *itertools.accumulate(pmf)]  # below[j] = P(first <= B < first + j)
+    above = [*itertools.accumulate(reversed(pmf))][::-1] + [0.0]  # P(B >= first + j), summed from the top
+    return (lambda k: below[min(max(k - first, 0), len(pmf))]), (lambda k: above[min(max(k - first, 0), len(pmf))])
+
+
+def quantile_ci_ranks(n: int, q: float, level: float = CI_LEVEL) -> tuple[int, int, float]:
+    """1-based ranks (low, high) of the order statistics bounding the q-quantile with coverage >= level, and the
+    coverage P(x_(low) <= quantile < x_(high)) = 1 - P(B < low) - P(B >= high), B ~ Binomial(n, q) (the samples
+    below the quantile). Each tail gets (1 - level) / 2 where both can; where one cannot (an extreme quantile or
+    few samples: the sample's extreme still leaves more than that out), that side is the extreme and the other
+    side has the rest. When no pair reaches `level`: (1, n) and its lower coverage."""
     if n < 1:
         raise ValueError("no samples")
-    total = 2**n
-    k, term, tail = 1, 1, 1  # term = C(n, k - 1); tail = 2**n P(B <= k - 1), exact integers
-    while k + 1 <= (n + 1) // 2:
-        next_term = term * (n - k + 1) // k  # C(n, k)
-        if 1 - 2 * (tail + next_term) / total < level:
-            break
-        k, term, tail = k + 1, next_term, tail + next_term
-    return k, n + 1 - k, max(0.0, 1 - 2 * tail / total)
+    below, above = _binomial_tails(n, q)
+    ranks = range(1, n + 1)
+    alpha = 1 - level
+
+    def lowest(budget: float) -> int | None:  # the largest rank leaving at most `budget` below (below rises)
+        k = bisect.bisect_right(ranks, budget, key=below)
+        return k if k else None
+
+    def highest(budget: float) -> int | None:  # the smallest rank leaving at most `budget` above (above falls)
+        k = bisect.bisect_left(ranks, -budget, key=lambda r: -above(r)) + 1
+        return k if k <= n else None
+
+    low, high = lowest(alpha / 2), highest(alpha / 2)
+    if low is None and high is not None:
+        low, high = 1, highest(alpha - below(1))
+    elif high is None and low is not None:
+        low, high = lowest(alpha - above(n)), n
+    if low is None or high is None:
+        low, high = 1, n
+    return low, high, max(0.0, 1 - below(low) - above(high))
+
+
+def median_ci_ranks(n: int, level: float = CI_LEVEL) -> tuple[int, int, float]:
+    """1-based ranks (k, n + 1 - k) of the order statistics bounding the median with coverage >= level (the
+    narrowest such symmetric pair) and its coverage: quantile_ci_ranks at q = 1/2, whose tails are equal.
+    Below the n where any pair reaches `level`: (1, n) and its lower coverage."""
+    return quantile_ci_ranks(n, 0.5, level)
+
+
+@dataclass(frozen=True)
+class Quantile:
+    """A sample quantile (nearest rank: the ceil(q n)-th smallest) and its distribution-free interval; low and
+    high are NaN where no pair of order statistics reaches the level (too few samples), and level is then
+    the coverage [min, max] would have had."""
+
+    n: int
+    value: float
+    low: float
+    high: float
+    level: float
+
+
+def quantile(samples: Sequence[float], q: float, level: float = CI_LEVEL) -> Quantile:
+    """The q-quantile of finite `samples` (0 < q < 1) with its interval (quantile_ci_ranks); NaN when empty."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    if n == 0:
+        return Quantile(0, NAN, NAN, NAN, NAN)
+    low, high, coverage = quantile_ci_ranks(n, q, level)
+    value = ordered[max(1, math.ceil(q * n - 1e-9)) - 1]  # q * n may land a rounding error above an integer
+    if coverage < level:
+        return Quantile(n, value, NAN, NAN, coverage)
+    return Quantile(n, value, ordered[low - 1], ordered[high - 1], coverage)
 
 
 def outlier_indices(samples: Sequence[float], median: float, mad: float) -> tuple[int, ...]:

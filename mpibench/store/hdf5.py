@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from mpibench.load.metrics import PointSummary, mark_knees
 from mpibench.roofline import task_roofline
 from mpibench.store.journal import JOURNAL_FILE
 from mpibench.store.schema import (
-    BANDWIDTH_COLUMNS, BANDWIDTH_DEFINITIONS, HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, MODEL_COLUMNS,
-    MODEL_DEFINITIONS, PROMPT_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS, RESULT_DEFINITIONS, ROOFLINE_COLUMNS,
-    ROOFLINE_DEFINITIONS, SCHEMA_VERSION, WORKER_COLUMNS, empty_result,
+    BANDWIDTH_COLUMNS, BANDWIDTH_DEFINITIONS, HOST_COLUMNS, HOST_DEFINITIONS, KIND_DEFAULTS, LOAD_POINT_COLUMNS,
+    LOAD_POINT_DEFINITIONS, MODEL_COLUMNS, MODEL_DEFINITIONS, PROMPT_COLUMNS, REQUEST_COLUMNS, REQUEST_DEFINITIONS,
+    REQUEST_TOKEN_DEFINITION, RESULT_COLUMNS, RESULT_DEFAULTS, RESULT_DEFINITIONS, ROOFLINE_COLUMNS,
+    ROOFLINE_DEFINITIONS, SCHEMA_VERSION, TIMELINE_COLUMNS, TIMELINE_DEFINITIONS, WORKER_COLUMNS, empty_result,
 )
 from mpibench.store.scores import batches_for_rewrite, write_tables
 
@@ -38,10 +41,32 @@ def _cell(row: dict, column: str, kind: str):
     return _text(value) if kind == "str" else value
 
 
-def _table(group: h5py.Group, name: str, columns, rows: list[dict]) -> None:
+def _table(group: h5py.Group, name: str, columns, rows: list[dict], definitions: dict | None = None) -> None:
+    """A table of `rows` with `columns`, each column's definition an attribute of it."""
     dtype = np.dtype([(c, _DTYPES[k]) for c, k in columns])
     data = np.array([tuple(_cell(row, c, k) for c, k in columns) for row in rows], dtype=dtype)
     group.create_dataset(name, data=data, maxshape=(None,), chunks=True if rows else (64,))
+    for column, definition in (definitions or {}).items():
+        group[name].attrs[column] = definition
+
+
+def _ragged(group: h5py.Group, name: str, rows: list[dict], definition: str) -> None:
+    """Each row's "token_ns" as one row of a ragged int64 dataset, aligned with its table."""
+    dataset = group.create_dataset(name, (len(rows),), dtype=h5py.vlen_dtype(np.int64), maxshape=(None,))
+    for i, row in enumerate(rows):
+        dataset[i] = np.asarray(row["token_ns"], dtype=np.int64)
+    dataset.attrs["definition"] = definition
+
+
+def _write_load(f: h5py.File, load: Sequence[PointSummary]) -> None:
+    """A load run's tables: load_points (knees marked over all points), requests with request_token_ns, timeline."""
+    requests = [row for summary in load for row in summary.requests]
+    _table(f, "load_points", LOAD_POINT_COLUMNS, mark_knees([summary.point for summary in load]),
+           LOAD_POINT_DEFINITIONS)
+    _table(f, "requests", REQUEST_COLUMNS, requests, REQUEST_DEFINITIONS)
+    _ragged(f, "request_token_ns", requests, REQUEST_TOKEN_DEFINITION)
+    _table(f, "timeline", TIMELINE_COLUMNS, [row for summary in load for row in summary.timeline],
+           TIMELINE_DEFINITIONS)
 
 
 def _rows(dataset: h5py.Dataset, columns=(), **defaults) -> list[dict]:
@@ -72,8 +97,9 @@ def _with_roofline(records: list[dict], models: list[dict], bandwidth: list[dict
     return [dict(r, **task_roofline(r, by_name.get(r["model"]), bandwidth)) for r in records]
 
 
-def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
-    """Write the whole file to a temporary name, then rename it: readers never see a half-written file."""
+def write_results(path: str | Path, header: dict, records: list[dict], load: Sequence[PointSummary] = ()) -> None:
+    """Write the whole file to a temporary name, then rename it: readers never see a half-written file. A load
+    run passes its points' summaries (load.metrics.summarise) as `load`: they become the load tables."""
     path = Path(path)
     records = sorted((empty_result(**r) for r in records), key=lambda r: r["index"])  # older journals lack columns
     tmp = path.with_name(path.name + ".tmp")
@@ -90,29 +116,20 @@ def write_results(path: str | Path, header: dict, records: list[dict]) -> None:
         f.attrs["launches_json"] = json.dumps(header.get("launches", []), sort_keys=True)
         f.attrs["software_json"] = json.dumps(header.get("software", {}), sort_keys=True)
         f.attrs["launch_json"] = json.dumps(header.get("launch", {}), sort_keys=True)
-        _table(f, "hosts", HOST_COLUMNS, header["hosts"])
-        for column, definition in HOST_DEFINITIONS.items():
-            f["hosts"].attrs[column] = definition
+        _table(f, "hosts", HOST_COLUMNS, header["hosts"], HOST_DEFINITIONS)
         workers = [w for launch in header.get("launches") or [header] for w in launch["workers"]]
         _table(f, "workers", WORKER_COLUMNS, workers)  # every launch's ranks
         models, bandwidth = _with_llama_description(header["models"], records), bandwidth_rows(header)
-        _table(f, "models", MODEL_COLUMNS, models)
-        for column, definition in MODEL_DEFINITIONS.items():
-            f["models"].attrs[column] = definition
-        _table(f, "bandwidth", BANDWIDTH_COLUMNS, bandwidth)
-        for column, definition in BANDWIDTH_DEFINITIONS.items():
-            f["bandwidth"].attrs[column] = definition
+        _table(f, "models", MODEL_COLUMNS, models, MODEL_DEFINITIONS)
+        _table(f, "bandwidth", BANDWIDTH_COLUMNS, bandwidth, BANDWIDTH_DEFINITIONS)
         _table(f, "prompts", PROMPT_COLUMNS, header["prompts"])
-        _table(f, "results", RESULT_COLUMNS + ROOFLINE_COLUMNS, _with_roofline(records, models, bandwidth))
-        for column, definition in (RESULT_DEFINITIONS | ROOFLINE_DEFINITIONS).items():
-            f["results"].attrs[column] = definition
+        _table(f, "results", RESULT_COLUMNS + ROOFLINE_COLUMNS, _with_roofline(records, models, bandwidth),
+               RESULT_DEFINITIONS | ROOFLINE_DEFINITIONS)
         f.create_dataset("answers", data=np.array([_text(r["answer"]) for r in records], dtype=object),
                          dtype=_STR, maxshape=(None,))
-        token_times = f.create_dataset("token_times_ns", (len(records),), dtype=h5py.vlen_dtype(np.int64),
-                                       maxshape=(None,))
-        for i, record in enumerate(records):
-            token_times[i] = np.asarray(record["token_ns"], dtype=np.int64)
-        token_times.attrs["definition"] = "arrival time of each generated token, ns since the request started"
+        _ragged(f, "token_times_ns", records, "arrival time of each generated token, ns since the request started")
+        if load:
+            _write_load(f, load)
         write_tables(f, batches_for_rewrite(path.parent), {r["task_id"]: r["answer"] for r in records})
     os.replace(tmp, path)
 
@@ -189,4 +206,16 @@ def _read(f: h5py.File, path: Path, exclude_contended: bool) -> Results:
     bandwidth = _rows(f["bandwidth"], BANDWIDTH_COLUMNS) if "bandwidth" in f else []
     return Results(attrs, _rows(f["hosts"], HOST_COLUMNS), _rows(f["workers"]),
                    _rows(f["models"], MODEL_COLUMNS),
-                   _rows(f["prompts"]), results, *scores, bandwidth=bandwidth)
+                   _rows(f["prompts"]), results, *scores, bandwidth=bandwidth, **_read_load(f))
+
+
+def _read_load(f: h5py.File) -> dict:
+    """A load run's tables as Results' load_points, requests (each with its "token_ns", a tuple) and timeline;
+    empty for files without them (every run but a load run, every file before schema 6)."""
+    if "load_points" not in f:
+        return {}
+    requests = _rows(f["requests"], REQUEST_COLUMNS)
+    for row, times in zip(requests, f["request_token_ns"][()]):
+        row["token_ns"] = tuple(int(t) for t in times)
+    return {"load_points": _rows(f["load_points"], LOAD_POINT_COLUMNS), "requests": requests,
+            "timeline": _rows(f["timeline"], TIMELINE_COLUMNS)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+SCHEMA_VERSION = 6  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
 # thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
 # runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
 # status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
@@ -11,7 +11,9 @@ SCHEMA_VERSION = 5  # 2: hosts gained simd, llama_system_info, simd_mismatch, so
 # models gained synthetic and sha256, results gained synthetic and model_params (readers default 0 and "");
 # table bandwidth (each launch's read-bandwidth probe per host and thread count); models gained n_layers,
 # n_kv_heads, key_length, value_length; results gained the derived bytes_per_token, roofline_tok_s and
-# roofline_fraction (ROOFLINE_COLUMNS)
+# roofline_fraction (ROOFLINE_COLUMNS). 6: a load run's tables load_points, requests (with the ragged
+# request_token_ns) and timeline (LOAD_POINT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS); files without them read
+# with none
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -165,6 +167,159 @@ SCORE_DEFINITIONS = {
     "rationale": "why: the rubric's criteria, the judge's answer, or the grader's comment",
 }
 
+# Load runs (mpibench load, mpibench/load/metrics.py). Times *_ns are ns from the load point's t0 (CLOCK_MONOTONIC
+# on its node), -1 where the request never got there; seconds are floats, NaN where undefined.
+REQUEST_COLUMNS = (
+    ("point", "int"), ("request", "int"), ("user", "int"), ("runner", "int"), ("prompt_id", "str"), ("phase", "str"),
+    ("status", "str"), ("error", "str"), ("intended_ns", "int"), ("dispatch_ns", "int"), ("admit_ns", "int"),
+    ("first_token_ns", "int"), ("end_ns", "int"), ("prompt_tokens", "int"), ("generated_tokens", "int"),
+    ("ttft_s", "float"), ("e2e_s", "float"), ("queue_s", "float"), ("service_ttft_s", "float"), ("tpot_s", "float"),
+    ("itl_median_s", "float"), ("dispatch_lag_s", "float"),
+)
+REQUEST_DEFINITIONS = {
+    "point": "the load point (load_points.point) the request belongs to",
+    "request": "the request's number within its point, in the order of intended starts",
+    "user": "closed loop: the user that sent it; open loop: -1",
+    "runner": "which of the point's P runners served it (0 .. P - 1); -1: none did",
+    "phase": "where its intended start lies: ramp_up, warmup, steady (the measured window) or cooldown",
+    "status": "ok, failed, or not_run (still queued when the drain ended); failed and not_run miss every SLO",
+    "prompt_id": "the study prompt it asked (fixed workloads: fixed)",
+    "error": "why it failed",
+    "prompt_tokens": "tokens of its prompt, as the runner counted them",
+    "generated_tokens": "tokens it generated",
+    "intended_ns": "when the schedule meant it to start (open loop: its arrival; closed loop: its user's previous "
+                   "end plus think time): latencies count from here, free of coordinated omission",
+    "dispatch_ns": "when the generator issued it (into its queue when every slot was busy)",
+    "admit_ns": "when a runner began it (its prefill)",
+    "first_token_ns": "when its first token was generated",
+    "end_ns": "when it ended (its last token, or its failure)",
+    "ttft_s": "time to first token from the intended start: first_token - intended (ok requests; queueing included)",
+    "e2e_s": "end-to-end from the intended start: end - intended (ok requests)",
+    "queue_s": "waiting before a runner began it: admit - intended",
+    "service_ttft_s": "time to first token once admitted: first_token - admit (ok requests; prefill only)",
+    "tpot_s": "time per output token: (last token - first token) / (generated tokens - 1) (ok requests)",
+    "itl_median_s": "median gap between its consecutive tokens (ok requests)",
+    "dispatch_lag_s": "how late the generator issued it: dispatch - intended",
+}
+LOAD_LATENCIES = ("ttft", "tpot", "itl", "e2e", "queue")  # each with LOAD_QUANTILES in load_points
+LOAD_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+_LATENCY_SOURCES = {"ttft": "TTFT (ttft_s) of its ok requests", "tpot": "TPOT (tpot_s) of its ok requests",
+                    "itl": "every inter-token gap of its ok requests, pooled", "e2e": "e2e_s of its ok requests",
+                    "queue": "queue_s of its admitted requests"}
+LOAD_POINT_COLUMNS = (
+    ("point", "int"), ("server", "str"), ("load", "str"), ("partitions", "int"), ("slots", "int"), ("threads", "int"),
+    ("kv_unified", "int"), ("mode", "str"), ("users", "int"), ("think", "str"), ("think_s", "float"),
+    ("rate", "float"), ("arrivals", "str"), ("gamma_shape", "float"), ("max_concurrency", "int"),
+    ("workload", "str"), ("model", "str"), ("synthetic", "int"), ("n_ctx", "int"), ("seed", "int"),
+    ("cores", "str"), ("generator_core", "int"), ("ramp_up_s", "float"), ("warmup_s", "float"),
+    ("cooldown_s", "float"), ("drain_s", "float"), ("hostname", "str"), ("started_unix", "float"),
+    ("runners_json", "str"), ("error", "str"), ("duration_s", "float"), ("window_s", "float"), ("requests", "int"),
+    ("completed", "int"), ("failed", "int"), ("not_run", "int"), ("offered_rps", "float"), ("arrival_rps", "float"),
+    ("achieved_rps", "float"), ("completed_rps", "float"), ("output_tok_s", "float"), ("total_tok_s", "float"),
+    ("mean_concurrency", "float"), ("littles_concurrency", "float"), ("littles_error", "float"),
+    *((f"{m}_{q}{end}_s", "float") for m in LOAD_LATENCIES for q, _ in LOAD_QUANTILES for end in ("", "_lo", "_hi")),
+    ("slo_ttft_s", "float"), ("slo_tpot_s", "float"), ("slo_e2e_s", "float"), ("goodput_rps", "float"),
+    ("goodput_share", "float"), ("apdex", "float"), ("apdex_t_s", "float"), ("queue_slope", "float"),
+    ("stable", "int"), ("valid", "int"), ("invalid_reasons", "str"), ("knee", "int"),
+    ("dispatch_lag_p99_s", "float"), ("generator_cpu_s", "float"),
+)
+LOAD_POINT_DEFINITIONS = {
+    "point": "the load point's index in the run",
+    "server": "the server configuration, PxSxT: P runners on disjoint cores, each batching up to S sequences with "
+              "T threads",
+    "load": "the load in words: N users (with their think time), or the rate, arrivals and concurrency cap",
+    "partitions": "P: independent runners on disjoint cores",
+    "slots": "S: sequences each runner decodes at once (continuous batching; 1: one at a time)",
+    "threads": "T: threads (cores) of each runner",
+    "kv_unified": "1: each runner's sequences share one KV buffer (llama.cpp's kv_unified)",
+    "mode": "closed (users send, wait for the end, think, send again) or open (arrivals at a rate)",
+    "users": "closed loop: concurrent users, each with one request in the system or thinking",
+    "think_s": "closed loop: the mean think time, seconds",
+    "think": "closed loop: none, constant or exponential think time between a user's requests",
+    "rate": "open loop: the arrival rate asked, requests/s",
+    "arrivals": "open loop: constant, poisson or gamma inter-arrival times (seeded)",
+    "gamma_shape": "gamma arrivals: shape k (inter-arrival CV = 1/sqrt(k))",
+    "max_concurrency": "open loop: at most this many requests in the runners at once (0: no cap); arrivals over it "
+                       "wait in the generator's queue",
+    "workload": "what each request asked: the study prompts answered up to N tokens, or fixed prompt + generated "
+                "token counts with end-of-sequence ignored",
+    "model": "the model's name",
+    "synthetic": "1 when the model is synthetic (mpibench synth): timing only",
+    "n_ctx": "context tokens per sequence",
+    "seed": "the seed of the schedule, think times and sampling",
+    "hostname": "the node the point ran on",
+    "started_unix": "wall-clock time of the point's t0 (Unix seconds)",
+    "cores": "the CPUs of the point's runners",
+    "generator_core": "the CPU the load generator ran on (no runner's)",
+    "ramp_up_s": "seconds from t0 over which the load rose (closed: users started spread over it; open: the rate "
+                 "rose linearly)",
+    "warmup_s": "seconds of load after the ramp-up, before the measured window",
+    "cooldown_s": "seconds of load after the window, so that the window's last requests met a loaded server",
+    "drain_s": "the longest the requests in the system were waited for after the load stopped",
+    "runners_json": "each runner's Ready message: slots, context, KV layout, model, CPUs",
+    "error": "why the point did not run (a runner failed to start); empty when it ran",
+    "duration_s": "the steady window asked, seconds",
+    "window_s": "the steady window measured: from its start (ramp-up + warm-up) to the earlier of its asked end and "
+                "the time the load stopped (every runner failed; 0 s when the point did not run). Every request-based column counts the requests whose intended start lies in it "
+                "(requests of the window that end after it still count)",
+    "requests": "requests whose intended start lies in the window, whatever became of them",
+    "completed": "of them, ok",
+    "failed": "of them, failed",
+    "not_run": "of them, still queued when the drain ended",
+    "offered_rps": "open loop: the rate asked; closed loop: NaN",
+    "arrival_rps": "requests / window_s: the arrival rate (open loop: what the seeded schedule placed in the window, "
+                   "which differs from offered_rps by the schedule's own randomness)",
+    "achieved_rps": "requests of the window the generator issued before the window ended, per second of it",
+    "completed_rps": "completed / window_s",
+    "output_tok_s": "tokens generated within the window (by any request) / window_s",
+    "total_tok_s": "(tokens generated within the window + prompt tokens of the requests whose first token came "
+                   "within it) / window_s",
+    "mean_concurrency": "time average over the window of the requests in the system (from intended start to end; a "
+                        "request never ended stays until the point's end)",
+    "littles_concurrency": "Little's law: arrival_rps x the mean time in the system of the window's requests",
+    "littles_error": "littles_concurrency / mean_concurrency - 1",
+    "slo_ttft_s": "the TTFT objective (NaN: none)",
+    "slo_tpot_s": "the TPOT objective (NaN: none)",
+    "slo_e2e_s": "the end-to-end objective (NaN: none)",
+    "goodput_rps": "requests of the window that completed within every objective given, per second of it",
+    "goodput_share": "those requests / requests (failed and not_run count as misses)",
+    "apdex": "APDEX on TTFT: (satisfied + tolerating / 2) / requests; satisfied: ok with TTFT <= apdex_t_s, "
+             "tolerating: ok with TTFT <= 4 apdex_t_s, the rest (failed and not_run too) frustrated; NaN without "
+             "a TTFT objective",
+    "apdex_t_s": "APDEX's T: the TTFT objective",
+    "queue_slope": "least-squares slope of the requests queued (arrived, not yet admitted) at the ends of the "
+                   "timeline's 1-second bins within the window, requests per second; NaN with fewer than 2 bins",
+    "stable": "1 when the queue does not keep growing: queue_slope x window_s is at most 1 request or at most 5 % "
+              "of the window's requests; 0 otherwise or when queue_slope is NaN",
+    "valid": "1 when the point breaks no validity rule (invalid_reasons); invalid points are left out of the knee",
+    "invalid_reasons": "the validity rules the point broke, separated by '; ': a window shorter than asked; fewer "
+                       "than 300 completions (its p99 columns are then NaN); open loop: achieved_rps not within 1 % "
+                       "of arrival_rps; dispatch_lag_p99_s over 1 ms; the point did not run",
+    "knee": "1 on the point of largest achieved_rps among its server configuration's (and model's and workload's) "
+            "stable, valid points whose goodput_share is at least 0.95",
+    "dispatch_lag_p99_s": "p99 (nearest rank) of dispatch_lag_s over the window's dispatched requests",
+    "generator_cpu_s": "CPU seconds the load generator used over the whole point",
+} | {f"{m}_{q}{end}_s": (f"{q} (nearest rank) of the {_LATENCY_SOURCES[m]} in the window" if not end else
+                          f"{'lower' if end == '_lo' else 'upper'} end of the distribution-free 95 % interval of "
+                          f"{m}_{q}_s (binomial order statistics, stats.quantile_ci_ranks; NaN with too few samples). It "
+                          "takes the samples as independent: under queueing, neighbouring requests' latencies "
+                          "correlate and the interval is narrower than the truth")
+     for m in LOAD_LATENCIES for q, _ in LOAD_QUANTILES for end in ("", "_lo", "_hi")}
+TIMELINE_COLUMNS = (
+    ("point", "int"), ("t_s", "float"), ("arrived", "int"), ("admitted", "int"), ("completed", "int"),
+    ("output_tokens", "int"), ("in_system", "int"), ("queued", "int"),
+)
+TIMELINE_DEFINITIONS = {
+    "point": "the load point (load_points.point)",
+    "t_s": "the 1-second bin's start, seconds from the point's t0 (bins cover the whole point, all phases)",
+    "arrived": "requests whose intended start lies in the bin",
+    "admitted": "requests a runner began in the bin",
+    "completed": "ok requests that ended in the bin",
+    "output_tokens": "tokens generated in the bin",
+    "in_system": "requests in the system at the bin's end: arrived before it, not yet ended",
+    "queued": "requests queued at the bin's end: arrived before it, not yet admitted nor ended",
+}
+REQUEST_TOKEN_DEFINITION = "time of each generated token of the requests row of the same index, ns from its point's t0"
 
 KIND_DEFAULTS = {"str": "", "int": 0, "float": float("nan")}
 # Every result column's default: the empty value of its kind, except kind "query" (which rows from before
