@@ -6,18 +6,15 @@ import time
 
 import pytest
 
-from load_fakes import NS, FakeRunner, Script, SimClock, SimRunner
+from load_fakes import NS, FakeRunner, Script, SimClock, SimRunner, fake_point
 from mpibench.load.generator import run_point
-from mpibench.protocol import (FAILED, NOT_RUN, OK, LoadPoint, LoadShape, Phases, ServerConfig, Workload)
+from mpibench.protocol import FAILED, NOT_RUN, OK, LoadShape, Phases, Workload
 
-CORE = min(os.sched_getaffinity(0))
 PROMPTS = Workload("prompts", prompts=(("a", "first?"), ("b", "second?"), ("c", "third?")), max_tokens=4)
 
 
 def point(shape, phases=Phases(duration_s=10, drain_s=30), workload=PROMPTS, runners=1, slots=1):
-    return LoadPoint(index=3, server=ServerConfig(runners, slots, 1), shape=shape, workload=workload, phases=phases,
-                     model="m", model_path="/m", prompt_format="chat", n_ctx=512, seed=11, cores=(CORE,),
-                     generator_core=CORE)
+    return fake_point(shape, phases, workload, runners, slots)
 
 
 def simulate(load_point, scripts, slots=1):

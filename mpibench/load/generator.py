@@ -187,7 +187,7 @@ class _Generator:
 
     def fail_runner(self, index: int, error: Exception, now: int) -> None:
         """A runner is gone: its submitted requests fail with the reason, and nothing more goes to it."""
-        reason = f"runner {index} failed: {error or type(error).__name__}"
+        reason = f"runner {index} failed: {str(error) or type(error).__name__}"
         self.alive.remove(index)
         for request in sorted(self.running[index]):
             self.requests[request].update(status=FAILED, error=reason, end_ns=now)
