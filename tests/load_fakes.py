@@ -10,7 +10,7 @@
   the clock to the next answer or to the timeout, so tests run whole points in no time.
 - `FakeRunner`: this file run as a child process that answers Submit lines on real pipes by the real clock;
   FakeRunner(Script()) is the null runner (it answers every request at once).
-- `fake_point`: a LoadPoint for them, its generator on this process's first CPU.
+- `fake_point`: a LoadPoint for them, its generator on one of this process's CPUs (the first by default).
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ CPUS = tuple(sorted(os.sched_getaffinity(0)))
 FIXED = Workload("fixed", prompt_tokens=8, gen_tokens=4)
 
 
-def fake_point(shape: LoadShape, phases: Phases, workload: Workload = FIXED, runners: int = 1,
-               slots: int = 1) -> LoadPoint:
-    """A load point for fake runners: the generator on the first CPU, the runners' cores the others."""
+def fake_point(shape: LoadShape, phases: Phases, workload: Workload = FIXED, runners: int = 1, slots: int = 1,
+               generator_core: int = CPUS[0]) -> LoadPoint:
+    """A load point for fake runners: the generator on `generator_core`, the runners' cores the others."""
+    others = tuple(c for c in CPUS if c != generator_core) or CPUS
     return LoadPoint(index=3, server=ServerConfig(runners, slots, 1), shape=shape, workload=workload, phases=phases,
-                     model="fake", model_path="/fake", prompt_format="chat", n_ctx=512, seed=11,
-                     cores=CPUS[1:] or CPUS, generator_core=CPUS[0])
+                     model="fake", model_path="/fake", prompt_format="chat", n_ctx=512, seed=11, cores=others,
+                     generator_core=generator_core)
 
 
 @dataclass(frozen=True)

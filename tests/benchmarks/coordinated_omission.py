@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from load_fakes import CPUS, NS, FakeRunner, Script, fake_point  # noqa: E402
+from load_fakes import NS, FakeRunner, Script, fake_point  # noqa: E402
 
 from mpibench.load.generator import run_point  # noqa: E402
 from mpibench.protocol import LoadShape, Phases  # noqa: E402
@@ -52,10 +52,10 @@ def analytic_p99(n: int) -> float:
 def main() -> int:
     t0 = time.monotonic_ns() + NS // 2  # set ahead, so that the stall's time is known to the runner
     script = Script(SERVICE_S, stall_from_ns=t0 + round(STALL_AT_S * NS), stall_s=STALL_S)
-    runner = FakeRunner(script, slots=1, cores=CPUS[1:] or CPUS)
+    point = fake_point(LoadShape("open", rate=RATE, arrivals="constant"),
+                       Phases(warmup_s=WARMUP_S, duration_s=WINDOW_S, drain_s=10))
+    runner = FakeRunner(script, slots=1, cores=point.cores)
     try:
-        point = fake_point(LoadShape("open", rate=RATE, arrivals="constant"),
-                           Phases(warmup_s=WARMUP_S, duration_s=WINDOW_S, drain_s=10))
         reply = run_point(point, [runner], t0_ns=t0)
     finally:
         runner.close()

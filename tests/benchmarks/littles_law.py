@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from load_fakes import CPUS, NS, FakeRunner, Script, fake_point  # noqa: E402
+from load_fakes import NS, FakeRunner, Script, fake_point  # noqa: E402
 
 from mpibench.load.generator import run_point  # noqa: E402
 from mpibench.load.schedule import bounds  # noqa: E402
@@ -36,12 +36,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    runners = [FakeRunner(Script(SERVICE_S, exponential=True, seed=args.seed + i), slots=SLOTS,
-                          cores=CPUS[1:] or CPUS) for i in range(RUNNERS)]
     phases = Phases(warmup_s=5, duration_s=60, cooldown_s=5, drain_s=30)
+    point = fake_point(LoadShape("open", rate=RATE, arrivals="poisson"), phases, runners=RUNNERS, slots=SLOTS)
+    runners = [FakeRunner(Script(SERVICE_S, exponential=True, seed=args.seed + i), slots=SLOTS, cores=point.cores)
+               for i in range(RUNNERS)]
     try:
-        reply = run_point(fake_point(LoadShape("open", rate=RATE, arrivals="poisson"), phases, runners=RUNNERS,
-                                     slots=SLOTS), runners)
+        reply = run_point(point, runners)
     finally:
         for runner in runners:
             runner.close()
