@@ -5,12 +5,14 @@ environment is set (runner.py does that), so llama.cpp's thread pool starts on t
 
 The timed loops call llama.cpp directly (llama_decode, a greedy sampler chain in C), as llama-bench does:
 per token, Python only takes a timestamp and checks for an end-of-generation token. Tokenisation, chat
-templating and detokenisation happen outside the timed region.
+templating and detokenisation happen outside the timed region. BatchedEngine (load tests) runs many requests
+at once in one context by continuous batching, with the same prompts, greedy sampling and stop rules.
 """
 
 from __future__ import annotations
 
 import ctypes
+import heapq
 import random
 import re
 import sys
@@ -311,7 +313,9 @@ class BatchedEngine(LlamaEngine):
     n_ctx = slots x n_ctx, one KV buffer for all when `kv_unified`). Each `step` decodes one llama_batch holding
     every running sequence's last token and the prompt tokens of newly started ones (chunked to N_BATCH, logits on
     a prompt's last token only), then samples greedily per sequence at its batch index. A sequence that ends
-    leaves the KV cache (llama_memory_seq_rm) and frees its slot; new requests join between steps."""
+    leaves the KV cache (llama_memory_seq_rm) and frees its slot; new requests join between steps, in the lowest
+    free slot. Without unified KV llama.cpp computes a batch in one pass per run of consecutive sequence ids, so
+    slots in use with gaps between them (a middle one ended) cost a pass each until new requests fill the gaps."""
 
     def __init__(self, model_path: str, threads: int, slots: int, n_ctx: int, seed: int, prompt_format: str,
                  kv_unified: bool = False, extra_bufts: bool = True):
@@ -324,7 +328,7 @@ class BatchedEngine(LlamaEngine):
         # with several sequences, separate KV buffers split n_ctx among them (one sequence: as asked)
         self.kv_unified_taken = kv_unified if slots == 1 else self.seq_ctx == self.total_ctx
         self.batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
-        self.free = list(range(llama_cpp.llama_n_seq_max(self.context)))[::-1]
+        self.free = list(range(llama_cpp.llama_n_seq_max(self.context)))  # a heap: the lowest slot first
         self.running: list[Sequence] = []
 
     def _context_params(self, n_ctx: int):
@@ -339,7 +343,7 @@ class BatchedEngine(LlamaEngine):
         if budget < 1 or not tokens:
             raise ValueError(f"the prompt has {len(tokens)} tokens; it does not fit n_ctx={self.seq_limit} per "
                              "sequence")
-        sequence = Sequence(request, self.free.pop(), len(tokens), list(tokens), budget, ignore_eos)
+        sequence = Sequence(request, heapq.heappop(self.free), len(tokens), list(tokens), budget, ignore_eos)
         llama_cpp.llama_memory_seq_rm(self.memory, sequence.slot, -1, -1)
         self.running.append(sequence)
         return sequence
@@ -352,23 +356,25 @@ class BatchedEngine(LlamaEngine):
     def step(self) -> list[Sequence]:
         """One decode of every running sequence (prefill chunks of new ones included) and one greedy token each
         that finished its prompt; returns the sequences that ended, their slots freed."""
-        clock, n, outputs = time.monotonic_ns, 0, []
-        for sequence in self.running:  # running sequences first: a long prompt never stalls them
-            if not sequence.pending:
-                self._add(n, sequence.generated[-1], sequence.position, sequence.slot, True)
-                outputs.append((sequence, n))
-                sequence.position, n = sequence.position + 1, n + 1
+        clock = time.monotonic_ns
+        parts = [(s, [s.generated[-1]]) for s in self.running if not s.pending]  # a long prompt never stalls them
+        room = N_BATCH - len(parts)
         for sequence in self.running:
-            if sequence.pending and n < N_BATCH:
+            if sequence.pending and room > 0:
                 if sequence.admit_ns < 0:
                     sequence.admit_ns = clock()
-                chunk, sequence.pending = sequence.pending[:N_BATCH - n], sequence.pending[N_BATCH - n:]
-                for i, token in enumerate(chunk):
-                    self._add(n + i, token, sequence.position + i, sequence.slot, False)
-                sequence.position, n = sequence.position + len(chunk), n + len(chunk)
-                if not sequence.pending:
-                    self.batch.logits[n - 1] = True
-                    outputs.append((sequence, n - 1))
+                chunk, sequence.pending = sequence.pending[:room], sequence.pending[room:]
+                parts.append((sequence, chunk))
+                room -= len(chunk)
+        # in slot order: without unified KV, llama.cpp splits a batch into ubatches of consecutive sequence ids
+        n, outputs = 0, []
+        for sequence, tokens in sorted(parts, key=lambda part: part[0].slot):
+            for i, token in enumerate(tokens):
+                self._add(n + i, token, sequence.position + i, sequence.slot, False)
+            sequence.position, n = sequence.position + len(tokens), n + len(tokens)
+            if not sequence.pending:
+                self.batch.logits[n - 1] = True
+                outputs.append((sequence, n - 1))
         self.batch.n_tokens = n
         if llama_cpp.llama_decode(self.context, self.batch) != 0:
             raise RuntimeError(f"llama_decode failed on a batch of {n} tokens")
@@ -377,7 +383,7 @@ class BatchedEngine(LlamaEngine):
         ended = [s for s in self.running if s.finish]
         for sequence in ended:
             llama_cpp.llama_memory_seq_rm(self.memory, sequence.slot, -1, -1)
-            self.free.append(sequence.slot)
+            heapq.heappush(self.free, sequence.slot)
         self.running = [s for s in self.running if not s.finish]
         return ended
 
