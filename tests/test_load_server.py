@@ -85,6 +85,25 @@ def test_batching_gives_the_answers_of_one_sequence_at_a_time(model, reference, 
     assert max(overlaps) >= 2 and max(overlaps) <= slots
 
 
+def test_a_prompt_longer_than_a_batch_is_prefilled_in_chunks_beside_a_running_sequence(model, reference):
+    """2100 prompt tokens exceed llama_batch's 2048: the prompt goes in over two steps while another sequence
+    decodes, and both answers are those each gets alone (the random prompt is the runner's first either way)."""
+    long = Submit(2, prompt_tokens=2100, max_tokens=8, ignore_eos=True)
+    alone = runner(model, 1, n_ctx=2304)
+    try:
+        alone.submit(long)
+        expected = collect(alone, 1)[2]
+    finally:
+        alone.close()
+    process = runner(model, 2, n_ctx=2304)
+    try:
+        done = drive(process, [(0.0, Submit(1, PROMPTS[2], max_tokens=48)), (0.1, long)])
+    finally:
+        process.close()
+    assert done[1].answer == reference[PROMPTS[2]].answer and done[1].end_ns > done[2].admit_ns
+    assert (done[2].answer, len(done[2].token_ns)) == (expected.answer, 8) and done[2].prompt_tokens == 2100
+
+
 def test_times_are_ordered_and_ignore_eos_gives_exactly_max_tokens(model):
     process = runner(model, 2)
     try:
