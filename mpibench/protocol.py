@@ -343,6 +343,8 @@ class ServeRequest:
     seed: int
     prompt_format: str
     kv_unified: bool = False
+    avoid_amx: bool = False  # the engine settings the model's preflight chose (LoadRequest's)
+    extra_bufts: bool = True
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,8 @@ class Submit:
 @dataclass(frozen=True)
 class Finished:
     """A load runner's request ended: admitted (began its prefill) at `admit_ns`, tokens at `token_ns`, ended at
-    `end_ns`; absolute time.monotonic_ns() values. `error` says why it failed, if it did."""
+    `end_ns`; absolute time.monotonic_ns() values (admit_ns -1: never admitted). `error` says why it failed, if it
+    did; `answer` is the generated text."""
 
     request: int
     admit_ns: int
@@ -382,6 +385,7 @@ class Finished:
     prompt_tokens: int
     finish_reason: str = ""
     error: str = ""
+    answer: str = ""
 
 
 PIPE_MESSAGES = {cls.__name__: cls for cls in (LoadRequest, Request, EngineFacts, Loaded, Failed, Measurement,

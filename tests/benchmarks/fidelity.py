@@ -34,25 +34,27 @@ BUILD = ROOT / "build" / "fidelity"
 BIN = Path(sys.executable).parent
 
 
-def llama_bench() -> Path:
-    """The llama-bench binary built from the installed llama-cpp-python's vendored llama.cpp."""
+def llama_tool(target: str) -> Path:
+    """A llama.cpp tool's binary (llama-bench, llama-batched-bench) built from the installed llama-cpp-python's
+    vendored llama.cpp, once per version."""
     version = importlib.metadata.version("llama-cpp-python")
-    binary = BUILD / f"llama-bench-{version}"
+    binary = BUILD / f"{target}-{version}"
     if binary.exists():
         return binary
-    BUILD.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                    f"llama-cpp-python=={version}", "-d", str(BUILD)], check=True)
-    with tarfile.open(BUILD / f"llama_cpp_python-{version}.tar.gz") as sdist:
-        sdist.extractall(BUILD, filter="data")
     source = BUILD / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+    if not source.exists():
+        BUILD.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                        f"llama-cpp-python=={version}", "-d", str(BUILD)], check=True)
+        with tarfile.open(BUILD / f"llama_cpp_python-{version}.tar.gz") as sdist:
+            sdist.extractall(BUILD, filter="data")
     build = BUILD / "cmake"
     subprocess.run(["cmake", "-S", source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_BUILD_TOOLS=ON",
                     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_CURL=OFF",
                     "-DLLAMA_OPENSSL=OFF"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", build, "--target", "llama-bench", "-j", str(os.cpu_count())],
+    subprocess.run(["cmake", "--build", build, "--target", target, "-j", str(os.cpu_count())],
                    check=True, stdout=subprocess.DEVNULL)
-    shutil.copy(build / "bin" / "llama-bench", binary)
+    shutil.copy(build / "bin" / target, binary)
     return binary
 
 
@@ -65,9 +67,9 @@ def task_cores(threads: int) -> list[int]:
     return list(physical_first(cpus, core_siblings(cpus))[:threads])
 
 
-def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, list[float]]:
-    """llama-bench's samples (tokens/s) per test, pinned as mpibench's runner would be for the task, and
-    running on llama-cpp-python's own llama.cpp libraries (the same compiled kernels as mpibench)."""
+def run_pinned(binary: Path, arguments: list[str], threads: int) -> str:
+    """A llama.cpp tool's output, the tool pinned as mpibench's runner would be for a task of `threads` threads
+    and running on llama-cpp-python's own llama.cpp libraries (the same compiled kernels as mpibench)."""
     from mpibench.affinity import runner_environment
     from mpibench.engine.build import library_dir
 
@@ -75,8 +77,13 @@ def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, l
     pin = ["taskset", "-c", ",".join(map(str, cores))]
     env = runner_environment(tuple(cores), os.environ)
     env["LD_LIBRARY_PATH"] = str(library_dir())
-    out = subprocess.run([*pin, str(binary), "-m", model, "-t", str(threads), "-p", str(args.p), "-n", str(args.n),
-                          "-r", str(args.r), "-o", "json"], check=True, capture_output=True, text=True, env=env).stdout
+    return subprocess.run([*pin, str(binary), *arguments], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def run_llama_bench(binary: Path, model: str, args, threads: int) -> dict[str, list[float]]:
+    """llama-bench's samples (tokens/s) per test, pinned (run_pinned)."""
+    out = run_pinned(binary, ["-m", model, "-t", str(threads), "-p", str(args.p), "-n", str(args.n), "-r", str(args.r),
+                              "-o", "json"], threads)
     return {(f"pp{t['n_prompt']}" if t["n_prompt"] else f"tg{t['n_gen']}"): t["samples_ts"] for t in json.loads(out)}
 
 
@@ -97,11 +104,11 @@ def run_mpibench(model: str, args, threads: int) -> dict[str, list[float]]:
         return samples
 
 
-def paired_rounds(args, base, other, names: tuple[str, str]) -> float:
+def paired_rounds(args, base, other, names: tuple[str, str], target: float = 0.03) -> dict:
     """Run `base(threads)` and `other(threads)` (each: tokens/s samples per test) back to back for args.rounds
     rounds and each of args.threads, in alternating order; print each round's ratios (other / base medians), then
-    per test and threads both sides' medians and the median of the rounds' ratios with its 95 % CI. Returns the
-    largest deviation of a ratio from 1."""
+    per test and threads both sides' medians and the median of the rounds' ratios with its 95 % CI, and whether
+    every ratio lies within `target` of 1. Returns the samples by (test, threads, 0 for base or 1 for other)."""
     from mpibench.stats import describe
     from mpibench.summary import prompt_order
 
@@ -129,8 +136,9 @@ def paired_rounds(args, base, other, names: tuple[str, str]) -> float:
               f"{statistics.median(samples[(*key, 1)]):>12.2f} {ratio.median:>7.3f}  [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]")
     print(f"tokens/s: median of all samples; ratio: median over rounds of ({names[1]} median / {names[0]} median), "
           "with its 95 % confidence interval (order statistics)")
-    print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= 0.03 else 'OUTSIDE'} the 3 % target)")
-    return worst
+    print(f"largest deviation {100 * worst:.1f} % ({'within' if worst <= target else 'OUTSIDE'} the "
+          f"{100 * target:g} % target)")
+    return samples
 
 
 def main() -> int:
@@ -146,7 +154,7 @@ def main() -> int:
     from mpibench.models import builtin_path
 
     model = args.model or str(builtin_path("smollm2-135m"))
-    binary = llama_bench()
+    binary = llama_tool("llama-bench")
     print(f"model {Path(model).name}, llama-cpp-python {importlib.metadata.version('llama-cpp-python')}, "
           f"{args.rounds} rounds x {args.r} repetitions, order alternating; llama-bench pinned as mpibench's runner")
     paired_rounds(args, lambda t: run_llama_bench(binary, model, args, t), lambda t: run_mpibench(model, args, t),
