@@ -12,6 +12,7 @@ from itertools import accumulate
 
 from helpers import header
 from mpibench.store.hdf5 import Results
+from mpibench.store.schema import HOST_COLUMNS, KIND_DEFAULTS, MODEL_COLUMNS
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -22,6 +23,7 @@ STARTED_UNIX = 1_700_000_000.0
 CONFIGS = ((1, 1, 2), (1, 4, 2))  # (partitions, slots, threads)
 USERS = (1, 2, 4)
 QUANTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
+INVALID = "achieved rate 2.0 % below offered (limit 1 %)"
 
 
 def phase(intended_ns: int) -> str:
@@ -150,12 +152,14 @@ def load_run(configs=CONFIGS, users=USERS) -> Results:
                                      "status": "not_run", "intended_ns": (WARMUP_S + STEADY_S) * S - 1,
                                      "dispatch_ns": -1, "admit_ns": -1, "first_token_ns": -1, "end_ns": -1,
                                      "generated_tokens": 0, "token_ns": ()}))
-            flags = {} if u in valid else {"valid": 0, "invalid_reasons": "achieved rate 2.0 % below offered (limit 1 %)"}
+            flags = {} if u in valid else {"valid": 0, "invalid_reasons": INVALID}
             points.append(point_row(index, server, u, mine, knee=int(u == max(valid)), **flags))
             requests += mine
             bins += timeline(index, [r for r in mine if r["end_ns"] >= 0])
     head = header(total=len(points))
     return Results(attrs={"schema_version": 5, "run_id": "load1", "status": "complete", "total_tasks": len(points),
                           "started": "t", "finished": "t2", "mpi_library_version": "MPI", "world_size": 2},
-                   hosts=head["hosts"], workers=head["workers"], models=head["models"], prompts=head["prompts"],
+                   hosts=[{c: KIND_DEFAULTS[k] for c, k in HOST_COLUMNS} | h for h in head["hosts"]],
+                   models=[{c: KIND_DEFAULTS[k] for c, k in MODEL_COLUMNS} | m for m in head["models"]],
+                   workers=head["workers"], prompts=head["prompts"],
                    results=[], load_points=points, requests=requests, timeline=bins)

@@ -3,8 +3,6 @@
 import csv
 import io
 
-import pytest
-
 import mpibench.export
 from helpers import header
 from load_results import MS, STARTED_UNIX, load_run

@@ -1,13 +1,14 @@
-"""The plots of a load run: which are drawn for two server configurations, what their markers say, and that a
-plain run draws none of them."""
+"""The plots of a load run (which are drawn for two server configurations, what their markers say, that a plain
+run draws none of them) and the report's load section."""
 
 import matplotlib.pyplot as plt
 import pytest
 
 from analysis.load_plots import _curve, configurations, load_figures
 from analysis.plots import figures, results_figures
+from analysis.report import sections, to_html, to_markdown
 from helpers import assert_pngs, header
-from load_results import load_run
+from load_results import load_run, point_row
 from mpibench.store.hdf5 import Results, write_results
 from mpibench.store.schema import empty_result
 
@@ -72,3 +73,39 @@ def test_invalid_points_are_hollow_and_the_knee_is_starred(config):
     assert [tuple(s.get_xydata()[0]) for s in stars] == [(p["output_tok_s"], p["ttft_p50_s"])
                                                          for p in points if p["knee"]]
     plt.close(fig)
+
+
+def _titles(report) -> list[str]:
+    return [s.title for s in report]
+
+
+def test_the_report_of_a_load_run_gives_its_points_knees_validity_and_plots(tmp_path):
+    results = load_run()
+    report = sections(results, results_figures(results, tmp_path / "plots"))
+    assert _titles(report) == ["mpibench report: run load1", "Load test", "Load points",
+                               "Knee of each server configuration", "Validity", "Load plots", "The run", "Hosts",
+                               "Models", "Software and MPI", "Launch variables", "Configuration"]
+    text = to_markdown(report, tmp_path)
+    assert "Status complete: 6 load points" in text
+    table = next(b for b in report[2].blocks if hasattr(b, "rows"))
+    assert [r[:3] for r in table.rows] == [(str(p["point"]), p["server"], f"{p['users']} users")
+                                           for p in results.load_points]
+    assert [r[-3:] for r in table.rows] == [("yes", "no" if i == 2 else "yes", "knee" if i in (1, 5) else "")
+                                            for i in range(6)]
+    assert "- P1xS1xT2: the knee is at 2 users: 3.000 requests/s, 48.00 output tokens/s, TTFT p50 0.380 s" in text
+    assert "- P1xS4xT2: the knee is at 4 users: 8.500 requests/s, 136.0 output tokens/s" in text
+    assert "TTFT \\<= 0.500 s, TPOT \\<= 0.050 s" in text
+    assert "- point 2 (P1xS1xT2 4 users): invalid: achieved rate 2.0 % below offered (limit 1 %)" in text
+    assert text.count("](plots/load_") == 5
+    assert "<table>" in to_html(report)
+
+
+def test_the_report_says_when_a_configuration_has_no_knee_and_which_points_were_unstable(tmp_path):
+    results = load_run(configs=((1, 1, 2),), users=(1, 2))
+    requests = [r for r in results.requests if r["point"] == 1]
+    points = [results.load_points[0] | {"knee": 0},
+              point_row(1, (1, 1, 2), 2, requests, stable=0, queue_slope=0.25, knee=0)]
+    report = sections(Results(**{**results.__dict__, "load_points": points}), results_figures(results, tmp_path))
+    text = to_markdown(report, tmp_path)
+    assert "- P1xS1xT2: no knee: none of its 2 points qualifies." in text
+    assert "- point 1 (P1xS1xT2 2 users): unstable: the queue grew 0.250 requests/s" in text
