@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import mpibench.export
 from helpers import header
@@ -14,12 +15,14 @@ from mpibench.store.schema import empty_result
 # The header JMeter 5 writes with its default jmeter.save.saveservice settings (CSVSaveService's order).
 JMETER_HEADER = ("timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage,"
                  "bytes,sentBytes,grpThreads,allThreads,URL,Latency,IdleTime,Connect")
+# How JMeter's CSVSaveService recognises a header line (and from it, which columns the file has).
+JMETER_HEADER_PATTERN = re.compile(r'\w+((\W)\w+)?(\2\w+)*(\2"\w+")*')
 INTEGERS = ("timeStamp", "elapsed", "bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect")
 
 
 def samples(results: Results) -> list[dict]:
     text, _ = to_jtl(results)
-    assert text.splitlines()[0] == JMETER_HEADER
+    assert text.splitlines()[0] == JMETER_HEADER and JMETER_HEADER_PATTERN.fullmatch(JMETER_HEADER)
     return list(csv.DictReader(io.StringIO(text)))
 
 
