@@ -2,9 +2,10 @@
 offered rate, per-user against aggregate tok/s, one curve per server configuration; and per configuration, a
 timeline of each of its points.
 
-A curve's points go in order of load (users, then rate). Hollow markers: points that broke a validity rule (their
-numbers are shown, not trusted); a black star: the configuration's knee. Bars: the percentile's
-distribution-free 95 % interval. Drawn by analysis.plots when a results file has load points.
+A curve's points go in order of load (users; a configuration's open-loop points, by rate, on a line of their own).
+Hollow markers: points that broke a validity rule (their numbers are shown, not trusted); a black-edged star: the
+configuration's knee. Bars: the percentile's distribution-free 95 % interval. Drawn by analysis.plots when a results
+file has load points.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ def _finite(*values: float) -> bool:
 
 
 def _curve(ax, points: list[dict], x, y, index: int, label: str | None, bounds=None, ls: str = "-") -> None:
-    """One configuration's points (x(point), y(point) where both are finite) joined in order of load, with bars from
-    bounds(point) -> (low, high), hollow where invalid, the knee ringed."""
+    """One configuration's points (x(point), y(point) where both are finite) joined in order of load (closed and
+    open loops apart), with bars from bounds(point) -> (low, high), hollow where invalid, the knee starred."""
     shown = [p for p in points if _finite(x(p), y(p))]
     if not shown:
         return
     color, marker = f"C{index % 10}", MARKERS[index % len(MARKERS)]
     xs, ys = [x(p) for p in shown], [y(p) for p in shown]
-    ax.plot(xs, ys, ls=ls, color=color, label=label)
+    for mode in sorted({p["mode"] for p in shown}):
+        mine = [p for p in shown if p["mode"] == mode]
+        ax.plot([x(p) for p in mine], [y(p) for p in mine], ls=ls, color=color, label=label)
+        label = None
     if bounds:
         lows, highs = zip(*(bounds(p) for p in shown))
         ax.errorbar(xs, ys, yerr=[[max(0.0, v - lo) if _finite(lo) else 0.0 for v, lo in zip(ys, lows)],

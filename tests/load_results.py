@@ -8,6 +8,7 @@ Its point rows are computed from its request rows, so that the tables agree with
 from __future__ import annotations
 
 import math
+import heapq
 from itertools import accumulate
 
 from helpers import header
@@ -82,24 +83,43 @@ def closed_loop(point: int, slots: int, users: int) -> list[dict]:
     return [dict(r, request=i) for i, r in enumerate(rows)]
 
 
+def open_loop(point: int, slots: int, rate: float) -> list[dict]:
+    """Constant arrivals at `rate` from t0 until the cool-down ends, each served alone at the speed of one sequence
+    by the first of `slots` free; the rest wait in the queue."""
+    _, prefill, tpot = service(slots, 1)
+    free = [0] * slots
+    rows = []
+    for i in range(int(rate * (WARMUP_S + STEADY_S + COOLDOWN_S))):
+        intended = round(i * S / rate)
+        admit = max(intended + 50_000, heapq.heappop(free))
+        heapq.heappush(free, admit + prefill + (GENERATED - 1) * tpot)
+        rows.append(request_row(point, i, -1, intended, admit - intended - 50_000, prefill, tpot))
+    return rows
+
+
 def quantile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else math.nan
 
 
-def point_row(index: int, server: tuple[int, int, int], users: int, requests: list[dict], **overrides) -> dict:
-    """The load_points row of `requests` (steady window only); intervals +-10 % of the percentile; a p99 only
-    from 300 completions, as the validity rule asks."""
+def point_row(index: int, server: tuple[int, int, int], users: int, requests: list[dict], rate: float = 0.0,
+              **overrides) -> dict:
+    """The load_points row of `requests` (steady window only): a closed loop of `users`, or with `rate` an open
+    loop of constant arrivals; intervals +-10 % of the percentile; a p99 only from 300 completions, as the validity
+    rule asks."""
     partitions, slots, threads = server
     steady = [r for r in requests if r["phase"] == "steady"]
     done = [r for r in steady if r["status"] == "ok"]
     output = sum(r["generated_tokens"] for r in done)
     row = {"point": index, "server": f"P{partitions}xS{slots}xT{threads}", "partitions": partitions, "slots": slots,
-           "threads": threads, "kv_unified": 0, "mode": "closed", "users": users, "think": "none", "think_s": 0.0,
-           "rate": 0.0, "arrivals": "", "max_concurrency": 0, "workload": "fixed 12+16", "model": "m",
+           "threads": threads, "kv_unified": 0, "mode": "open" if rate else "closed", "users": users, "think": "none",
+           "think_s": 0.0, "rate": rate, "arrivals": "constant" if rate else "", "gamma_shape": 0.5,
+           "max_concurrency": 0, "workload": "fixed 12+16", "model": "m",
            "hostname": "h", "started_unix": STARTED_UNIX + 100 * index, "duration_s": float(STEADY_S),
            "window_s": float(STEADY_S), "requests": len(steady), "completed": len(done),
-           "failed": len(steady) - len(done), "offered_rps": len(steady) / STEADY_S,
+           "failed": sum(r["status"] == "failed" for r in steady),
+           "not_run": sum(r["status"] == "not_run" for r in steady), "offered_rps": rate or math.nan,
+           "arrival_rps": len(steady) / STEADY_S,
            "achieved_rps": len(done) / STEADY_S, "completed_rps": len(done) / STEADY_S,
            "output_tok_s": output / STEADY_S, "total_tok_s": (output + PROMPT_TOKENS * len(done)) / STEADY_S,
            "mean_concurrency": float(users), "littles_concurrency": float(users), "littles_error": 0.0}
@@ -109,8 +129,13 @@ def point_row(index: int, server: tuple[int, int, int], users: int, requests: li
             value = quantile([r[column] for r in done], q) if q < 99 or len(done) >= 300 else math.nan
             row |= {f"{metric}_{name}_s": value, f"{metric}_{name}_lo_s": 0.9 * value,
                     f"{metric}_{name}_hi_s": 1.1 * value}
+    def queued(t: int) -> int:
+        return sum(r["intended_ns"] < t <= r["admit_ns"] or (r["admit_ns"] < 0 and r["intended_ns"] < t)
+                   for r in requests)
+    slope = (queued((WARMUP_S + STEADY_S) * S) - queued(WARMUP_S * S)) / STEADY_S
     row |= {"slo_ttft_s": 0.5, "slo_tpot_s": 0.05, "slo_e2e_s": math.nan, "goodput_rps": len(done) / STEADY_S,
-            "goodput_share": 1.0, "apdex": 1.0, "apdex_t_s": 0.5, "queue_slope": 0.0, "stable": 1, "valid": 1,
+            "goodput_share": 1.0, "apdex": 1.0, "apdex_t_s": 0.5, "queue_slope": slope,
+            "stable": int(slope * STEADY_S <= 1), "valid": 1,
             "invalid_reasons": "", "knee": 0, "dispatch_lag_p99_s": 50e-6, "generator_cpu_s": 0.01}
     return row | overrides
 
@@ -132,10 +157,11 @@ def timeline(point: int, requests: list[dict]) -> list[dict]:
     return rows
 
 
-def load_run(configs=CONFIGS, users=USERS) -> Results:
-    """Points of every configuration x user count, in that order. P1xS1xT2 at 4 users is marked invalid (achieved
-    rate 2 % below offered); the knee is the most users of each configuration among the valid points. Point 0's
-    last steady request failed; P1xS1xT2 at 4 users has one steady request never admitted (not_run)."""
+def load_run(configs=CONFIGS, users=USERS, rates=()) -> Results:
+    """Points of every configuration x (user count, then open-loop rate), in that order. P1xS1xT2 at 4 users is
+    marked invalid (achieved rate 2 % below offered); the knee is the most users of each configuration among the
+    valid closed-loop points. Point 0's last steady request failed; P1xS1xT2 at 4 users has one steady request
+    never admitted (not_run)."""
     points, requests, bins = [], [], []
     for server in configs:
         valid = [u for u in users if not (server[1] == 1 and u == 4)]
@@ -156,6 +182,11 @@ def load_run(configs=CONFIGS, users=USERS) -> Results:
             points.append(point_row(index, server, u, mine, knee=int(u == max(valid)), **flags))
             requests += mine
             bins += timeline(index, [r for r in mine if r["end_ns"] >= 0])
+        for rate in rates:
+            mine = open_loop(len(points), server[1], rate)
+            points.append(point_row(len(points), server, 0, mine, rate))
+            requests += mine
+            bins += timeline(points[-1]["point"], mine)
     head = header(total=len(points))
     return Results(attrs={"schema_version": 5, "run_id": "load1", "status": "complete", "total_tasks": len(points),
                           "started": "t", "finished": "t2", "mpi_library_version": "MPI", "world_size": 2},

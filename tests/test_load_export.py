@@ -71,16 +71,16 @@ def test_failures_are_unsuccessful_samples_with_their_reason_on_one_line():
 
 
 def test_an_open_loop_names_threads_by_request_and_counts_the_requests_in_the_system():
-    results = load_run(configs=((1, 4, 2),), users=(4,))
-    opened = Results(**{**results.__dict__, "load_points": [dict(results.load_points[0], mode="open", users=0,
-                                                                   rate=8.5, arrivals="poisson")]})
+    results = load_run(configs=((1, 1, 2),), users=(), rates=(4.0,))  # the queue grows: 3 requests/s served
     bins = {b["t_s"]: b["in_system"] for b in results.timeline}
-    rows = samples(opened)
-    assert {r["label"] for r in rows} == {"P1xS4xT2 8.5/s poisson"}
-    for row, request in zip(rows, sorted((r for r in results.requests if r["phase"] == "steady"),
-                                         key=lambda r: r["intended_ns"])):
-        assert row["threadName"] == f"P1xS4xT2 8.5/s poisson 1-{request['request'] + 1}"
-        assert int(row["grpThreads"]) == bins[float(request["intended_ns"] // 1_000_000_000)]
+    rows = samples(results)
+    assert {r["label"] for r in rows} == {"P1xS1xT2 4/s constant"}
+    steady = sorted((r for r in results.requests if r["phase"] == "steady"), key=lambda r: r["intended_ns"])
+    assert len(rows) == len(steady)
+    for row, request in zip(rows, steady):
+        assert row["threadName"] == f"P1xS1xT2 4/s constant 1-{request['request'] + 1}"
+        assert int(row["grpThreads"]) == int(row["allThreads"]) == bins[float(request["intended_ns"] // 1_000_000_000)]
+    assert int(rows[-1]["grpThreads"]) > int(rows[0]["grpThreads"]) + 2
 
 
 def test_several_models_are_named_in_the_label():

@@ -21,7 +21,7 @@ def names(drawn) -> list[str]:
 
 
 def test_a_load_run_with_two_server_configurations_draws_every_load_plot(tmp_path):
-    drawn = results_figures(load_run(), tmp_path / "plots")
+    drawn = results_figures(load_run(rates=(2.0, 4.0)), tmp_path / "plots")
     assert names(drawn) == LOAD_PLOTS and drawn.skipped == []
     assert_pngs(drawn.paths)
 
@@ -41,7 +41,7 @@ def test_one_load_point_skips_the_curves_and_says_why_but_draws_its_timeline(tmp
     drawn = load_figures(load_run(configs=((1, 4, 2),), users=(2,)), tmp_path)
     assert names(drawn) == ["load_timeline_P1xS4xT2.png"]
     assert sorted(drawn.skipped) == [
-        "load_achieved_vs_offered: one load point with an offered and an achieved rate; nothing to compare",
+        "load_achieved_vs_offered: no load point with an offered and an achieved rate; nothing to compare",
         "load_latency_vs_throughput: one load point with a latency and a throughput; nothing to compare",
         "load_per_user_vs_aggregate: one load point with a TPOT and a throughput; nothing to compare"]
 
@@ -96,7 +96,8 @@ def test_the_report_of_a_load_run_gives_its_points_knees_validity_and_plots(tmp_
     assert "- P1xS4xT2: the knee is at 4 users: 8.500 requests/s, 136.0 output tokens/s" in text
     assert "TTFT \\<= 0.500 s, TPOT \\<= 0.050 s" in text
     assert "- point 2 (P1xS1xT2 4 users): invalid: achieved rate 2.0 % below offered (limit 1 %)" in text
-    assert text.count("](plots/load_") == 5
+    assert text.count("](plots/load_") == 4  # closed loops only: no offered rate
+    assert "- load\\_achieved\\_vs\\_offered: no load point with an offered and an achieved rate" in text
     assert "<table>" in to_html(report)
 
 
