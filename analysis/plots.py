@@ -1,6 +1,6 @@
 """Plots of a results file: runtime, decode and prefill speed, TTFT, speedup and efficiency against threads; decode
 against its memory roofline; runtime against model size; per model, runtime and score against threads; the quality
-plots when the run was scored.
+plots when the run was scored; a load run's plots (analysis.load_plots) when it has load points.
 
 Usage: python -m analysis.plots results/<run-id>/results.h5 [--out DIR]
 Every point is the median over a cell's successful repetitions, its bar the median's 95 % interval; a plot that
@@ -18,8 +18,9 @@ import matplotlib.ticker
 
 from analysis.command import plot_command
 from analysis.figures import MARKERS, Figures, bar, ci_note, curve, footnote, new_figure, save, slug, wrapped
+from analysis.load_plots import load_figures
 from analysis.quality import NOT_SCORED, by_threads, quality_figures, score_axis, scored_tasks
-from mpibench.store.hdf5 import ResultsFileError, read_results
+from mpibench.store.hdf5 import Results, ResultsFileError, read_results
 from mpibench.summary import LABELS, Cell, cells, model_label, speedup_intervals
 
 THREADS = "threads (cores)"
@@ -206,15 +207,22 @@ def _scaling_figure(model: str, shown: list[Cell], scores: dict[str, list[dict]]
 
 
 def figures(results_path: str | Path, out_dir: str | Path, exclude_contended: bool = False) -> Figures:
-    """Draw every plot of a results file that can inform into out_dir (quality plots too when it was scored);
-    returns the files written and why each other plot was skipped."""
-    results = read_results(results_path, exclude_contended)
+    """Draw every plot of a results file that can inform into out_dir (quality plots too when it was scored, load
+    plots when it has load points); returns the files written and why each other plot was skipped."""
+    return results_figures(read_results(results_path, exclude_contended), out_dir, results_path)
+
+
+def results_figures(results: Results, out_dir: str | Path, source: str | Path = "results") -> Figures:
+    """figures() of results already read; `source` names them in the error when there is nothing to plot."""
     all_cells = [c for c in cells(results.results) if not math.isnan(c.medians["e2e_s"])]
-    if not all_cells:
-        raise ResultsFileError(f"{results_path}: no successful task to plot")
+    if not all_cells and not results.load_points:
+        raise ResultsFileError(f"{source}: no successful task to plot")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths, skipped = [], []
+    load = load_figures(results, out) if results.load_points else Figures([], [])
+    if not all_cells:
+        return load
+    paths, skipped = list(load.paths), list(load.skipped)
 
     def draw(name: str, reason: str | None, drawer) -> None:
         if reason:

@@ -2,7 +2,9 @@
 
 Usage: python -m analysis.report results/<run-id>/results.h5 [--out DIR]
 Both files render one list of sections, built once from the results file, so they never drift apart: the study's
-answers, the tables, the figures, data quality, and the run (hosts, software, MPI, launch, configuration).
+answers, the tables, the figures, data quality, and the run (hosts, software, MPI, launch, configuration); a load
+run's section (its points, the knee of each server configuration, the validity rules broken, its plots) instead of
+the task sections when it has no tasks.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from analysis.figures import Figures
+from analysis.load_plots import configurations
 from analysis.plots import figures
 from mpibench.export import to_llama_bench_csv
 from mpibench.findings import METHOD, answer_sentences
+from mpibench.load.labels import configuration, label, load, several_models
 from mpibench.metadata import host_lines, software_line
 from mpibench.roofline import bandwidth_lines
 from mpibench.stats import CV_LIMIT
@@ -49,7 +53,15 @@ CAPTIONS = {
     "score_vs_model_size_": "Mean score against model size.",
     "score_vs_threads_": "Mean score against threads: greedy decoding should leave it flat.",
     "quality_vs_cost_": "Quality against cost: mean score against end-to-end time.",
+    "load_latency_vs_throughput": "Time to first token and time per output token (p50 solid, p99 dashed) against the "
+                                  "achieved output tokens/s, one curve per server configuration; hollow: invalid "
+                                  "points; star: the knee.",
+    "load_achieved_vs_offered": "Achieved against offered requests/s: below the dotted line the node fell behind.",
+    "load_per_user_vs_aggregate": "Tokens/s each user sees (1 / median TPOT) against the aggregate output tokens/s: "
+                                  "what batching trades.",
+    "load_timeline_": "Each load point second by second: arrivals, completions, requests in the system and queued.",
 }
+LOAD_PLOT = "load_"  # the start of every load plot's file name
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,88 @@ def _model_line(m: dict) -> str:
             + synthetic)
 
 
+def _load_table(points: list[dict]) -> Table:
+    """One row per load point: its configuration and load, counts, rates, latency percentiles, goodput, flags."""
+    with_model = several_models(points)
+    rows = []
+    for p in sorted(points, key=lambda p: p["point"]):
+        rows.append((str(p["point"]), configuration(p, with_model), load(p), str(p["completed"]),
+                     str(p["failed"]), *(format_number(p[c]) for c in (
+                         "offered_rps", "achieved_rps", "output_tok_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
+                         "tpot_p99_s", "e2e_p99_s", "goodput_rps")),
+                     "yes" if p["stable"] else "no", "yes" if p["valid"] else "no", "knee" if p["knee"] else ""))
+    header = ("point", "configuration", "load", "completed", "failed", "offered /s", "achieved /s", "output tok/s",
+              "TTFT p50 s", "TTFT p99 s", "TPOT p50 s", "TPOT p99 s", "e2e p99 s", "goodput /s", "stable", "valid",
+              "knee")
+    return Table(header, tuple(rows), "lll" + "r" * (len(header) - 3))
+
+
+def _knee_lines(points: list[dict]) -> list[str]:
+    """A sentence per server configuration: where its knee is, or that it has none."""
+    lines = []
+    for name, mine in configurations(points).items():
+        knee = next((p for p in mine if p["knee"]), None)
+        if knee is None:
+            lines.append(f"{name}: no knee: none of its {counted(len(mine), 'point')} qualifies.")
+            continue
+        q = "p99" if math.isfinite(knee["ttft_p99_s"]) else "p50"
+        lines.append(f"{name}: the knee is at {load(knee)}: {format_number(knee['achieved_rps'])} requests/s, "
+                     f"{format_number(knee['output_tok_s'])} output tokens/s, TTFT {q} "
+                     f"{format_number(knee[f'ttft_{q}_s'])} s, TPOT {q} {format_number(knee[f'tpot_{q}_s'])} s, "
+                     f"goodput {100 * knee['goodput_share']:.0f} % of completions.")
+    return lines
+
+
+def _slo_line(points: list[dict]) -> str:
+    """The service-level objectives goodput was counted against."""
+    def one(p: dict) -> str:
+        limits = [f"{what} <= {format_number(p[c])} s" for what, c in (("TTFT", "slo_ttft_s"), ("TPOT", "slo_tpot_s"),
+                                                                       ("end-to-end", "slo_e2e_s"))
+                  if math.isfinite(p[c])]
+        return ", ".join(limits) or "none set (every completion counts)"
+    slos = sorted({one(p) for p in points})
+    return ("Goodput: completions per second within " + "; or ".join(slos) + "; a failed request counts as a miss. "
+            "The knee of a configuration: its largest valid, stable point whose goodput is at least 95 % of its "
+            "completions.")
+
+
+def _validity_lines(points: list[dict]) -> list[str]:
+    """Each point that broke a validity rule, with the rules, and each whose queue kept growing."""
+    with_model = several_models(points)
+    lines = []
+    for p in sorted(points, key=lambda p: p["point"]):
+        name = f"point {p['point']} ({label(p, with_model)})"
+        if not p["valid"]:
+            lines.append(f"{name}: invalid: {p['invalid_reasons'] or 'no reason recorded'}")
+        if not p["stable"]:
+            lines.append(f"{name}: unstable: the queue grew {format_number(p['queue_slope'])} requests/s")
+    return lines
+
+
+def _load_sections(results: Results, drawn: Figures) -> list[Section]:
+    """A load run: its points, the knee of each configuration, the validity rules broken, its plots."""
+    points = results.load_points
+    plots = tuple(Figure(p, _caption(p)) for p in drawn.paths if p.stem.startswith(LOAD_PLOT))
+    skipped = tuple(s for s in drawn.skipped if s.startswith(LOAD_PLOT))
+    return [
+        Section("Load test", (Paragraph(
+            f"{counted(len(points), 'load point')}: each a server configuration (P runners x S sequences batched "
+            f"x T threads) under one load, measured over its steady window. Latencies count from each request's "
+            f"intended start, so queueing is in them (no coordinated omission)."),)),
+        Section("Load points", (_load_table(points), Note("Columns", (
+            "completed, failed: requests of the steady window; rates per second of the window; TTFT, TPOT and e2e: "
+            "percentiles over the completed requests (p99 only from 300 completions, else -); goodput: completions "
+            "per second within the objectives; stable: the queue did not keep growing; valid: every validity rule "
+            "kept."))), 3),
+        Section("Knee of each server configuration", (Items(tuple(_knee_lines(points))),
+                                                      Paragraph(_slo_line(points))), 3),
+        Section("Validity", (_items_or(_validity_lines(points), "Every point kept every validity rule and was stable."),
+                             Paragraph("A point that breaks a rule is marked invalid and left out of the knee: its "
+                                       "numbers are shown, not trusted.")), 3),
+        Section("Load plots", plots + ((Items(skipped),) if skipped else ()) or (Paragraph("No figure."),), 3),
+    ]
+
+
 def _results(results: Results, all_cells: list[Cell], drawn: Figures) -> list[Section]:
     """The tables (queries, bench tests) and the figures; a table without cells is left out."""
     query = [c for c in all_cells if c.kind != "bench"]
@@ -171,8 +265,9 @@ def _results(results: Results, all_cells: list[Cell], drawn: Figures) -> list[Se
     if bench:
         shown.append(Section("Bench tests", (
             Paragraph("As llama-bench prints them: t/s = mean ± stdev of the repetitions' tokens/s."), bench), 3))
-    plots: tuple[Block, ...] = tuple(Figure(p, _caption(p)) for p in drawn.paths)
-    skipped = (Items(tuple(drawn.skipped)),) if drawn.skipped else ()
+    plots: tuple[Block, ...] = tuple(Figure(p, _caption(p)) for p in drawn.paths if not p.stem.startswith(LOAD_PLOT))
+    left_out = tuple(s for s in drawn.skipped if not s.startswith(LOAD_PLOT))
+    skipped = (Items(left_out),) if left_out else ()
     return shown + [Section("Figures", plots + skipped or (Paragraph("No figure."),), 3)]
 
 
@@ -188,16 +283,17 @@ def _contention(results: Results, all_cells: list[Cell]):
 
 
 def sections(results: Results, drawn: Figures) -> list[Section]:
-    """The report, in order: title and answers; tables and figures; data quality; the run."""
+    """The report, in order: title; a load run's section; answers, tables and figures, data quality (not for a load
+    run without tasks); the run."""
     attrs = results.attrs
     all_cells = cells(results.results)
     launch = json.loads(attrs.get("launch_json", "{}"))
     toml = attrs.get("config_toml", "")
     config_json = json.dumps(json.loads(attrs.get("config_json") or "{}"), indent=2)
-    return [
-        Section(f"mpibench report: run {attrs['run_id']}",
-                (Paragraph(f"Status {attrs['status']}: {len(results.results)} of {attrs['total_tasks']} tasks, "
-                           f"started {attrs['started']}, finished {attrs.get('finished') or '-'}."),), 1),
+    load_only = bool(results.load_points) and not results.results
+    done = counted(len(results.load_points), "load point") if load_only else \
+        f"{len(results.results)} of {attrs['total_tasks']} tasks"
+    tasks = [] if load_only else [
         Section("Answers", (_items_or(answer_sentences(results), "No answer could be written from this run."),
                             Note("Method", METHOD))),
         *_results(results, all_cells, drawn),
@@ -208,6 +304,13 @@ def sections(results: Results, drawn: Figures) -> list[Section]:
         Section("Tasks whose cores were shared with other work", (_contention(results, all_cells),), 3),
         Section("Engine configurations", (_items_or([line.strip() for line in engine_lines(results.results)],
                                                     "None recorded in this file."),), 3),
+    ]
+    return [
+        Section(f"mpibench report: run {attrs['run_id']}",
+                (Paragraph(f"Status {attrs['status']}: {done}, started {attrs['started']}, "
+                           f"finished {attrs.get('finished') or '-'}."),), 1),
+        *(_load_sections(results, drawn) if results.load_points else []),
+        *tasks,
         Section("The run", ()),
         Section("Hosts", (_items_or(["; ".join(line.strip() for line in host_lines(h)) for h in results.hosts]
                                     + bandwidth_lines(results.bandwidth), "None recorded."),), 3),

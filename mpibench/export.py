@@ -5,7 +5,8 @@ csv / json / jsonl: one row (object, line) per cell with every statistic of ever
 the raw samples stay in the HDF5 file. md: the tables of `mpibench show` as Markdown. llama-bench-csv: the header llama-bench prints with `-o csv` (the
 llama.cpp vendored in llama-cpp-python 0.3.36, tools/llama-bench/llama-bench.cpp) and one row per bench
 cell, so llama.cpp's scripts (compare-llama-bench.py) read it; query cells have no llama-bench test and
-are left out.
+are left out. jtl: a load run's requests as JMeter's CSV results file (to_jtl), so that `jmeter -g run.jtl -o
+dashboard/` draws JMeter's HTML dashboard of it.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import json
 import math
 import sys
 import time
+from bisect import bisect_right
 from pathlib import Path
 
 from mpibench.config import bench_test_sizes
 from mpibench.formats import EXPORT_FORMATS as FORMATS, ROW_FORMATS
+from mpibench.load.labels import label, several_models
 from mpibench.results import ROW_DEFINITIONS, rows
 from mpibench.stats import CV_LIMIT, Stats
 from mpibench.store.hdf5 import Results, read_results
 from mpibench.store.schema import ROOFLINE_DEFINITIONS
 from mpibench.summary import CELL_METRICS, Cell, bench_rate_metric, cells, grouped, is_warmup, report
+from mpibench.table import counted
 
 
 STATISTICS = ("n", "median", "mean", "stdev", "mad", "ci_low", "ci_high", "ci_level", "min", "max", "cv")
@@ -72,6 +76,13 @@ LLAMA_BENCH_DEFAULTS = {
     "load_mode": "auto", "lazy_mode": "auto", "embeddings": "0", "no_op_offload": "0", "no_host": "0", "repack": "1",
     "fit_target": "0", "fit_min_ctx": "0", "n_depth": "0",
 }
+
+# JMeter's CSV results columns, in the order JMeter 5 writes them with its default jmeter.save.saveservice
+# settings (org.apache.jmeter.save.CSVSaveService; bin/jmeter.properties).
+JTL_FIELDS = ("timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName", "dataType", "success",
+              "failureMessage", "bytes", "sentBytes", "grpThreads", "allThreads", "URL", "Latency", "IdleTime",
+              "Connect")
+NOT_RUN_MESSAGE = "never admitted: still queued when the drain ended"
 
 
 class ExportError(ValueError):
@@ -194,6 +205,84 @@ def to_llama_bench_csv(results: Results) -> tuple[str, int]:
     return out.getvalue(), sum(1 for c in all_cells if c.kind != "bench")
 
 
+def _ms(ns: float) -> int:
+    return round(ns / 1e6)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _ends(requests: list[dict]) -> dict[int, int]:
+    """Each point's last end, ns from its t0: when a request never admitted was given up, at the earliest."""
+    ends: dict[int, int] = {}
+    for r in requests:
+        ends[r["point"]] = max(ends.get(r["point"], 0), r["end_ns"])
+    return ends
+
+
+def _in_system(results: Results) -> dict[int, tuple[list[float], list[float]]]:
+    """Per point, the timeline's bin starts (s from t0) and the requests in the system at each."""
+    bins: dict[int, tuple[list[float], list[float]]] = {}
+    for row in sorted(results.timeline, key=lambda b: (b["point"], b["t_s"])):
+        starts, counts = bins.setdefault(row["point"], ([], []))
+        starts.append(row["t_s"])
+        counts.append(row["in_system"])
+    return bins
+
+
+def _concurrency(point: dict, intended_ns: int, bins: dict[int, tuple[list[float], list[float]]]) -> int:
+    """JMeter's active threads when a request starts: a closed loop's users; for an open loop, the requests in the
+    system then (the timeline's bin)."""
+    if point["mode"] == "closed":
+        return point["users"]
+    starts, counts = bins.get(point["point"], ([], []))
+    at = bisect_right(starts, intended_ns / 1e9) - 1
+    return round(counts[at]) if at >= 0 else 0
+
+
+def to_jtl(results: Results) -> tuple[str, int]:
+    """A load run's requests as JMeter's CSV results (JTL), and how many were left out for lying outside the steady
+    window: one sample per request whose intended start lies in its point's steady window (ramp-up, warm-up and
+    cool-down requests are not measured samples), in order of timeStamp.
+
+    timeStamp: the intended start, epoch ms (JMeter's jmeter.properties ships sampleresult.timestamp.start=true:
+    samples are stamped at their start). elapsed: end-to-end from the intended start, ms; for a request never
+    admitted, until its point's last end. Latency: time to first token from the intended start (0 without one).
+    Connect: queue time, intended start to admission (elapsed when never admitted). label: server configuration and
+    load ("P1xS4xT2 8 users"); threadName: "<label> 1-<user>" (open loop: "1-<request>"). responseCode "200" and
+    responseMessage "OK" when it succeeded, else its status (failed, timeout, not_run) and why. bytes and
+    sentBytes: generated and prompt tokens, so the dashboard's byte throughput reads as tokens/s. grpThreads =
+    allThreads: the users of a closed loop, the requests in the system of an open loop."""
+    points = {p["point"]: p for p in results.load_points}
+    with_model = several_models(results.load_points)
+    ends, bins = _ends(results.requests), _in_system(results)
+    steady = [r for r in results.requests if r["phase"] == "steady"]
+    rows = []
+    for r in steady:
+        point, ok, never = points[r["point"]], r["status"] == "ok", r["admit_ns"] < 0
+        name = label(point, with_model)
+        elapsed = max(0, _ms((ends[r["point"]] if r["end_ns"] < 0 else r["end_ns"]) - r["intended_ns"]))
+        message = "OK" if ok else _one_line(r["error"]) or (NOT_RUN_MESSAGE if never else r["status"])
+        threads = _concurrency(point, r["intended_ns"], bins)
+        sample = {
+            "timeStamp": round(1000 * point["started_unix"] + r["intended_ns"] / 1e6), "elapsed": elapsed,
+            "label": name, "responseCode": "200" if ok else r["status"], "responseMessage": message,
+            "threadName": f"{name} 1-{1 + (r['user'] if point['mode'] == 'closed' else r['request'])}",
+            "dataType": "text", "success": "true" if ok else "false", "failureMessage": "" if ok else message,
+            "bytes": r["generated_tokens"], "sentBytes": r["prompt_tokens"], "grpThreads": threads,
+            "allThreads": threads, "URL": "", "IdleTime": 0,
+            "Latency": _ms(r["first_token_ns"] - r["intended_ns"]) if r["first_token_ns"] >= 0 else 0,
+            "Connect": elapsed if never else _ms(r["admit_ns"] - r["intended_ns"]),
+        }
+        rows.append([sample[f] for f in JTL_FIELDS])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(JTL_FIELDS)
+    writer.writerows(sorted(rows, key=lambda row: row[0]))
+    return out.getvalue(), len(results.requests) - len(steady)
+
+
 def _size_label(parameters: int) -> str:
     """A size like llama.cpp's model type names ("135M", "7B")."""
     if parameters >= 10**9:
@@ -229,7 +318,15 @@ def export(path: str, fmt: str, out: str | None, force: bool = False, per_task: 
     if out is not None and Path(out).exists() and not force:
         raise ExportError(f"{out} exists; pass --force to replace it, or choose another --out")
     results = read_results(path, exclude_contended)
-    if fmt == "llama-bench-csv":
+    if fmt == "jtl":
+        if not results.load_points:
+            raise ExportError(f"{path}: not a load run (no load points): JTL holds a load test's requests; use "
+                              f"--format {', '.join(f for f in FORMATS if f != 'jtl')}")
+        text, skipped = to_jtl(results)
+        if skipped:
+            print(f"mpibench: {counted(skipped, 'request')} outside the steady windows (ramp-up, warm-up, cool-down) "
+                  f"left out", file=sys.stderr)
+    elif fmt == "llama-bench-csv":
         text, skipped = to_llama_bench_csv(results)
         if text.count("\n") == 1:
             raise ExportError(f"{path}: no bench test with a successful run to export in llama-bench's format "

@@ -54,3 +54,13 @@ def header(total: int = 2, **fields) -> dict:
         "prompts": [{"id": "pi", "category": "factual", "text": "What is the value of pi?"}],
         **fields,
     }
+
+
+def assert_pngs(paths) -> None:
+    """Each file is a PNG about the report's width (~900 px) that is not blank."""
+    import matplotlib.image
+
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 100 and 700 <= image.shape[1] <= 1100 and image.std() > 0

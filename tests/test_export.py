@@ -133,7 +133,7 @@ def test_an_unknown_format_is_refused_by_the_parser_with_the_choices(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["export", "results.h5", "--format", "xlsx"])
     assert stop.value.code == 2
-    assert "invalid choice: 'xlsx' (choose from 'csv', 'json', 'jsonl', 'md', 'llama-bench-csv')" in capsys.readouterr().err
+    assert "invalid choice: 'xlsx' (choose from 'csv', 'json', 'jsonl', 'md', 'llama-bench-csv', 'jtl')" in capsys.readouterr().err
 
 
 def test_export_never_replaces_a_file_without_force(bench_file, tmp_path, capsys):

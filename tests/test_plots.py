@@ -3,12 +3,11 @@
 import itertools
 import math
 
-import matplotlib.image
 import pytest
 
 from analysis.figures import ci_note, dodge, slug
 from analysis.plots import draw_all, figures, plotted
-from helpers import header
+from helpers import assert_pngs, header
 from mpibench.stats import describe
 from mpibench.store.hdf5 import ResultsFileError, read_results, write_results
 from mpibench.store.schema import empty_result
@@ -46,13 +45,6 @@ def run_file(tmp_path, models=("small-1", "big/2"), threads=(1, 2), prompts=("pi
 
 def names(drawn) -> list[str]:
     return sorted(p.name for p in drawn.paths)
-
-
-def assert_pngs(paths):
-    for path in paths:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        image = matplotlib.image.imread(path)
-        assert image.shape[0] > 100 and 700 <= image.shape[1] <= 1100 and image.std() > 0  # ~900 px, not blank
 
 
 def test_a_two_model_two_thread_query_run_draws_every_plot(tmp_path):
