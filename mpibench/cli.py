@@ -139,6 +139,12 @@ def cmd_show(args) -> int:
               f"{model['quantization']}, {model['size_bytes'] / 2**20:.0f} MiB, {model['path']}"
               + (" (synthetic: timing only)" if model.get("synthetic") else ""))
     print()
+    if results.load_points:
+        from mpibench.load.table import point_table
+
+        print(point_table(results))
+        if not results.results:
+            return 0
     if attrs.get("contended_excluded"):
         from mpibench.table import counted
 
@@ -308,8 +314,9 @@ def parser() -> argparse.ArgumentParser:
                       "mpibench export results/<run-id> --format csv --rows --out tasks.csv")
     export.add_argument("results", type=_results_file, help="a run directory or its results.h5")
     export.add_argument("--format", default="csv", choices=EXPORT_FORMATS,
-                        help="csv (default), json, jsonl, md (the show tables), or llama-bench-csv (bench tests "
-                        "with llama-bench's columns, for llama.cpp's scripts)")
+                        help="csv (default), json, jsonl, md (the show tables), llama-bench-csv (bench tests "
+                        "with llama-bench's columns, for llama.cpp's scripts), or jtl (a load run's steady-window "
+                        "requests as JMeter's CSV results)")
     export.add_argument("--rows", action="store_true", help="one row per task (every repetition and warmup) with "
                         "its run id, host, answer and scores, instead of one per cell (csv, json, jsonl)")
     export.add_argument("--out", help="file to write (default: standard output)")

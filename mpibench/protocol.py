@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field, fields, make_dataclass
 
 from mpibench.store.schema import BANDWIDTH_COLUMNS, RESULT_COLUMNS, RESULT_DEFAULTS
+from mpibench.table import counted
 from mpibench.tasks import Task
 
 OK, FAILED, TIMEOUT, NOT_RUN = "ok", "failed", "timeout", "not_run"  # Result.status values
@@ -240,7 +241,7 @@ class LoadShape:
     def label(self) -> str:
         if self.mode == "closed":
             think = "" if self.think == "none" else f", think {self.think} {self.think_s:g} s"
-            return f"{self.users} users{think}"
+            return counted(self.users, "user") + think
         return f"{self.rate:g}/s {self.arrivals}" + (f" cap {self.max_concurrency}" if self.max_concurrency else "")
 
 

@@ -13,7 +13,7 @@ from mpibench.protocol import LoadPoint, LoadPointReply, RequestRecord, ServerCo
 
 def test_flags_make_the_points_and_the_servers():
     config = build_load_config(None, {"users": "1,2", "rates": "0.5,4", "servers": "1x4x1,P2xS1xT1", "arrivals": "gamma"})
-    assert [s.label for s in config.shapes()] == ["1 users", "2 users", "0.5/s gamma", "4/s gamma"]
+    assert [s.label for s in config.shapes()] == ["1 user", "2 users", "0.5/s gamma", "4/s gamma"]
     assert [s.label for s in config.servers] == ["P1xS4xT1", "P2xS1xT1"]
     assert not config.sweep and config.workload.kind == "prompts"
 

@@ -87,7 +87,7 @@ def test_several_models_are_named_in_the_label():
     results = load_run(configs=((1, 1, 2),), users=(1,))
     two = Results(**{**results.__dict__, "load_points": results.load_points
                      + [dict(results.load_points[0], point=1, model="other")]})
-    assert {r["label"] for r in samples(two)} == {"m P1xS1xT2 1 users"}
+    assert {r["label"] for r in samples(two)} == {"m P1xS1xT2 1 user"}
 
 
 def run_cli(capsys, *argv):

@@ -4,6 +4,7 @@ run draws none of them) and the report's load section."""
 import matplotlib.pyplot as plt
 import pytest
 
+from mpibench.table import counted
 from analysis.load_plots import _curve, configurations, load_figures
 from analysis.plots import figures, results_figures
 from analysis.report import sections, to_html, to_markdown
@@ -88,7 +89,7 @@ def test_the_report_of_a_load_run_gives_its_points_knees_validity_and_plots(tmp_
     text = to_markdown(report, tmp_path)
     assert "Status complete: 6 load points" in text
     table = next(b for b in report[2].blocks if hasattr(b, "rows"))
-    assert [r[:3] for r in table.rows] == [(str(p["point"]), p["server"], f"{p['users']} users")
+    assert [r[:3] for r in table.rows] == [(str(p["point"]), p["server"], counted(p['users'], 'user'))
                                            for p in results.load_points]
     assert [r[-3:] for r in table.rows] == [("yes", "no" if i == 2 else "yes", "knee" if i in (1, 5) else "")
                                             for i in range(6)]

@@ -14,7 +14,7 @@ from mpibench.load.coordinator import Series, coordinate_load
 from mpibench.load.plan import LoadPlan, node_leaders, point_key
 from mpibench.load.records import from_record, point_record
 from mpibench.load.sweep import next_sweep_shape
-from mpibench.load.metrics import point_row
+from mpibench.load.metrics import summarise
 from mpibench.memory import refusals
 from mpibench.metadata import timestamp
 from mpibench.models import model_need
@@ -70,7 +70,7 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
     series = []
     for model in plan.models:
         for server in plan.servers:
-            measured = [point_row(p, r, config.slos) for p, r in sorted(done.values(), key=lambda d: d[0].index)
+            measured = [summarise(p, r, config.slos).point for p, r in sorted(done.values(), key=lambda d: d[0].index)
                         if p.model == model and p.server == server]
             shapes = [s for s in config.shapes() if point_key(model, server, s) not in plan.done]
             planner = (lambda rows, server=server: next_sweep_shape(config, server, rows)) if config.sweep else None
@@ -85,7 +85,7 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
         if reply.error:
             say(f"point {point.index} failed: {reply.error}")
             return {}
-        row = point_row(point, reply, config.slos)
+        row = summarise(point, reply, config.slos).point
         if not options.quiet:
             say(point_line(row))
         return row

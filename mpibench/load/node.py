@@ -1,15 +1,18 @@
 """A node's side of a load point: its load runners, kept while consecutive points share model, server
-configuration and cores (a model loads once per series), and the generator, run in this worker process pinned to
-the one core no runner uses."""
+configuration and cores (a model loads once per series), and the generator (load/generator.py, which pins itself
+to the one core no runner uses)."""
 
 from __future__ import annotations
 
-import os
+import json
 import socket
+from dataclasses import asdict, replace
 
 from mpibench.load.generator import run_point
 from mpibench.load.runners import RunnerError, start_runners
-from mpibench.protocol import LoadPoint, LoadPointReply
+from mpibench.protocol import OK, LoadPoint, LoadPointReply
+
+READY_LIMIT_S = 1800.0  # how long the runners of a point may take to load their model
 
 
 class LoadNode:
@@ -20,23 +23,23 @@ class LoadNode:
 
     def run(self, point: LoadPoint) -> LoadPointReply:
         """Run one load point; a point whose runners cannot start answers with the reason."""
-        key = (point.model_path, point.server, point.cores, point.n_ctx, point.seed, point.prompt_format)
+        key = (point.model_path, point.server, point.cores, point.generator_core, point.n_ctx, point.seed,
+               point.prompt_format)
         if key != self.key:
             self.close()
             try:
                 self.runners = start_runners(point)
+                for runner in self.runners:
+                    runner.wait_ready(READY_LIMIT_S)
             except RunnerError as error:
+                self.close(kill=True)
                 return LoadPointReply(point.index, hostname=self.hostname, error=f"{point.model}: {error}")
             self.key = key
-        affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {point.generator_core})
-        try:
-            reply = run_point(point, self.runners)
-        finally:
-            os.sched_setaffinity(0, affinity)
-        if any(r.status != "ok" for r in reply.requests) and any(not r.alive for r in self.runners):
-            self.close()  # a runner died: the next point starts them afresh
-        return reply
+        reply = run_point(point, self.runners)
+        runners = json.dumps([asdict(r.ready) for r in self.runners])
+        if any(r.status != OK for r in reply.requests):
+            self.close(kill=True)  # a runner died, or requests were cut at the drain's end: start afresh
+        return replace(reply, hostname=self.hostname, runners_json=runners)
 
     def close(self, kill: bool = False) -> None:
         for runner in self.runners:

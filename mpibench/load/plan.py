@@ -21,7 +21,6 @@ from mpibench.protocol import LoadPoint, LoadShape, ServerConfig
 from mpibench.store import rundir
 from mpibench.table import counted
 
-KIND = "load"  # run.json's kind of a load run
 
 
 def point_key(model: str, server: ServerConfig, shape: LoadShape) -> str:
@@ -69,7 +68,7 @@ class LoadPlan:
         previous: list[dict] = []
         if resume:
             old, previous = rundir.read_run(resume)
-            if old.get("kind") != KIND:
+            if old.get("kind") != rundir.LOAD_KIND:
                 raise rundir.RunDirError(f"{resume} is not a load run: continue it with `mpibench run --resume`")
             if config.hash() != old["config_hash"]:
                 raise rundir.RunDirError(f"{resume} was run with a different load configuration; resume with the same "
@@ -84,7 +83,7 @@ class LoadPlan:
         else:
             run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
             run_dir = rundir.create(Path(config.out or f"results/{run_id}"), force)
-            header = dict(launch, kind=KIND, run_id=run_id, mpibench_version=__version__,
+            header = dict(launch, kind=rundir.LOAD_KIND, run_id=run_id, mpibench_version=__version__,
                           config_hash=config.hash(), config_json=config.canonical_json(), config_toml=config_toml,
                           threads=sorted({s.threads for s in servers}), servers=[asdict(s) for s in servers],
                           total_tasks=0, status="running", models=[asdict(m) for m in models.values()],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from mpibench.load.labels import configuration
 from mpibench.summary import format_number
 from mpibench.table import table_lines
 
@@ -23,13 +24,9 @@ def _pair(point: dict, metric: str) -> str:
     return f"{_ms(point[f'{metric}_p50_s'])}/{_ms(point[f'{metric}_p99_s'])}"
 
 
-def server_label(point: dict) -> str:
-    return point["server"] + (" kv-unified" if point["kv_unified"] else "")
-
-
 def _row(point: dict) -> tuple[str, ...]:
     offered = "-" if math.isnan(point["offered_rps"]) else format_number(point["offered_rps"])
-    return (str(point["point"]), server_label(point), point["load"], format_number(point["window_s"], 1),
+    return (str(point["point"]), configuration(point), point["load"], format_number(point["window_s"], 1),
             f"{point['completed']}/{point['requests']}", f"{format_number(point['achieved_rps'])}/{offered}",
             format_number(point["output_tok_s"], 1), _pair(point, "ttft"), _pair(point, "tpot"),
             f"{format_number(point['goodput_rps'])} ({format_number(100 * point['goodput_share'], 0)} %)",
@@ -50,7 +47,7 @@ def point_table(results: Results, markdown: bool = False) -> str:
              "the intended start; p99 '-' under 300 completions",
              f"goodput: requests within every objective ({objectives or 'none given: every ok request'}); APDEX on "
              "TTFT; knee * = a configuration's largest stable, valid point with goodput >= 95 %"]
-    validity = [f"point {p['point']} ({server_label(p)}, {p['load']}): "
+    validity = [f"point {p['point']} ({configuration(p)}, {p['load']}): "
                 + ("valid" if p["valid"] else f"invalid: {p['invalid_reasons']}") for p in points]
     gap = [""] if markdown else []
     return "\n".join(lines + gap + notes + gap + ["validity rules per point:"] + validity) + "\n"

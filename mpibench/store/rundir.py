@@ -16,6 +16,7 @@ from mpibench.store.journal import JOURNAL_FILE, Journal, latest_records, read_j
 from mpibench.store.scores import SCORES_FILE
 
 HEADER_FILE, PLOTS_DIR = "run.json", "plots"
+LOAD_KIND = "load"  # run.json's kind of a load run (mpibench load)
 RUN_FILES = (RESULTS_FILE, JOURNAL_FILE, HEADER_FILE, PLOTS_DIR, SCORES_FILE, "report.html", "report.md")
 JUDGE_PREFIX = "judge-"  # what --force replaces: RUN_FILES and judge-*/
 
@@ -68,7 +69,17 @@ def snapshot(run_dir: Path, header: dict) -> list[dict]:
 
 
 def _write_results(run_dir: Path, header: dict, records: list[dict]) -> None:
-    """results.h5, its host rows annotated with the llama.cpp build their tasks ran (simd.annotate_hosts)."""
+    """results.h5, its host rows annotated with the llama.cpp build their tasks ran (simd.annotate_hosts); a load
+    run's records are its points, summarised into the load tables (load/metrics.py)."""
+    if header.get("kind") == LOAD_KIND:
+        from mpibench.load.config import load_config_from_json
+        from mpibench.load.metrics import summarise
+        from mpibench.load.records import from_record
+
+        slos = load_config_from_json(header["config_json"]).slos
+        points = [from_record(r) for r in sorted(records, key=lambda r: r["index"])]
+        write_results(run_dir / RESULTS_FILE, header, [], load=[summarise(p, r, slos) for p, r in points if not r.error])
+        return
     write_results(run_dir / RESULTS_FILE, dict(header, hosts=annotate_hosts(header["hosts"], records)), records)
 
 
