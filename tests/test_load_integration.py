@@ -43,9 +43,15 @@ def test_a_closed_loop_records_every_point_and_request_from_the_intended_start(c
     assert results.timeline and "point" in proc.stdout  # the per-point table
 
 
-def test_batching_serves_more_tokens_per_second_than_one_sequence(closed):
-    points = {(p["server"], p["users"]): p for p in read_results(closed[0]).load_points}
-    assert points[("P1xS2xT1", 3)]["output_tok_s"] > points[("P1xS1xT1", 3)]["output_tok_s"]
+def test_a_batching_runner_serves_two_requests_at_once_and_a_single_one_never_does(closed):
+    results = read_results(closed[0])
+
+    def most_at_once(server: str) -> int:
+        point = next(p["point"] for p in results.load_points if p["server"] == server and p["users"] == 3)
+        spans = [(r["admit_ns"], r["end_ns"]) for r in results.requests if r["point"] == point and r["status"] == "ok"]
+        return max(sum(a <= t < e for a, e in spans) for t, _ in spans)
+
+    assert most_at_once("P1xS1xT1") == 1 and most_at_once("P1xS2xT1") == 2
 
 
 def test_show_and_the_jtl_export_read_a_load_run(closed, tmp_path):
@@ -74,8 +80,14 @@ def test_a_sweep_goes_from_one_user_to_saturation_and_rates_between(tmp_path):
     proc = mpibench(2, "load", *SHORT, "--sweep", "--sweep-rates", "2", "--servers", "1x2x1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     points = read_results(out).load_points
-    assert points[0]["mode"] == "closed" and points[0]["users"] == 1
-    assert len(points) >= 3 and points[-1]["mode"] == "open"
+    assert [(p["mode"], p["users"]) for p in points[:2]] == [("closed", 1), ("closed", 4)]  # 2 users a slot
+    synchronous, saturated = points[0]["completed_rps"], points[1]["completed_rps"]
+    if saturated > synchronous:  # rates between them, evenly spaced up to saturation (unless the queue grew)
+        step = (saturated - synchronous) / 2
+        assert [p["offered_rps"] for p in points[2:]] == pytest.approx([synchronous + step, saturated][:len(points) - 2])
+        assert len(points) == 4 or not points[-1]["stable"]
+    else:  # concurrency gained nothing: no rate lies between
+        assert len(points) == 2
 
 
 def test_resume_runs_only_the_points_the_journal_lacks(closed, tmp_path):
