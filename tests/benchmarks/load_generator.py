@@ -35,6 +35,7 @@ from load_fakes import CPUS, FakeRunner, Script, fake_point  # noqa: E402
 from mpibench.contention import assess, read_core_times  # noqa: E402
 from mpibench.load.generator import run_point  # noqa: E402
 from mpibench.protocol import OK, LoadShape, Phases  # noqa: E402
+from mpibench.stats import quantile  # noqa: E402
 
 LAG_LIMIT_MS = 1.0
 
@@ -86,7 +87,7 @@ def main() -> int:
             steady = [r for r in reply.requests if r.phase == "steady"]
             lags = np.array([r.dispatch_ns - r.intended_ns for r in steady]) / 1e6
             served = all(r.status == OK for r in reply.requests)
-            figures[rate].append((*np.percentile(lags, [50, 99]), len(steady), served,
+            figures[rate].append((quantile(lags, 0.5).value, quantile(lags, 0.99).value, len(steady), served,
                                   reply.generator_cpu_s / wall, (others.other_cpu_s + others.steal_s) / wall,
                                   others.steal_s / wall))
     tails.append(timer_tail(cpu))
