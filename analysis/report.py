@@ -30,6 +30,7 @@ from analysis.plots import figures
 from mpibench.export import to_llama_bench_csv
 from mpibench.findings import METHOD, answer_sentences
 from mpibench.load.labels import configuration, label, load, several_models
+from mpibench.load.metrics import KNEE_GOODPUT_SHARE
 from mpibench.metadata import host_lines, software_line
 from mpibench.roofline import bandwidth_lines
 from mpibench.stats import CV_LIMIT
@@ -195,7 +196,7 @@ def _knee_lines(points: list[dict]) -> list[str]:
         lines.append(f"{name}: the knee is at {load(knee)}: {format_number(knee['achieved_rps'])} requests/s, "
                      f"{format_number(knee['output_tok_s'])} output tokens/s, TTFT {q} "
                      f"{format_number(knee[f'ttft_{q}_s'])} s, TPOT {q} {format_number(knee[f'tpot_{q}_s'])} s, "
-                     f"goodput {100 * knee['goodput_share']:.0f} % of completions.")
+                     f"goodput {100 * knee['goodput_share']:.0f} % of its requests.")
     return lines
 
 
@@ -207,9 +208,9 @@ def _slo_line(points: list[dict]) -> str:
                   if math.isfinite(p[c])]
         return ", ".join(limits) or "none set (every completion counts)"
     slos = sorted({one(p) for p in points})
-    return ("Goodput: completions per second within " + "; or ".join(slos) + "; a failed request counts as a miss. "
-            "The knee of a configuration: its largest valid, stable point whose goodput is at least 95 % of its "
-            "completions.")
+    return ("Goodput: requests per second completed within " + "; or ".join(slos) + "; a failed request counts as a miss. "
+            f"The knee of a configuration: its largest valid, stable point whose goodput is at least "
+            f"{100 * KNEE_GOODPUT_SHARE:.0f} % of its requests.")
 
 
 def _validity_lines(points: list[dict]) -> list[str]:

@@ -440,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--out", dest="out", help="run directory (default results/<run-id>)")
     load.add_argument("--force", action="store_true", help="replace a run already in --out")
     load.add_argument("--resume", metavar="DIR", help="continue the load test in DIR: skip the points it has done")
-    load.add_argument("--no-plots", action="store_true", help="do not draw the plots at the end")
+    load.add_argument("--no-plots", action="store_true", help="do not write the report and its plots at the end")
     load.add_argument("--quiet", action="store_true", help="no per-point lines on stderr")
     load.add_argument("--allow-oversize", action="store_true", help="run models whose file and KV caches exceed a "
                       "node's available memory")

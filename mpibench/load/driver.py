@@ -124,7 +124,7 @@ def point_line(row: dict) -> str:
 
 
 def conclude(plan: LoadPlan, options: LoadOptions, stop_code: int) -> None:
-    """The per-point table on stdout; the plots when asked."""
+    """The per-point table on stdout; the report and its plots when asked."""
     from mpibench.load.table import point_table
     from mpibench.store.hdf5 import read_results
 
@@ -134,8 +134,8 @@ def conclude(plan: LoadPlan, options: LoadOptions, stop_code: int) -> None:
         sys.stdout.write(point_table(loaded))
         sys.stdout.flush()
     if options.draw_plots and plan.config.plots and not stop_code and loaded.load_points:
-        from analysis.plots import draw_all
+        from analysis.report import write_report
 
-        for figure in draw_all(path, plan.run_dir / rundir.PLOTS_DIR):
-            say(f"plot {figure}")
+        for written in write_report(path):  # with the plots it shows
+            say(f"report {written}")
     say(f"results in {path}")
