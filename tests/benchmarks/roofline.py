@@ -1,7 +1,7 @@
 """Roofline: how close decode comes to the memory bound, for a 1B-class and a 7B-class model on this machine.
 
-Writes llama-shaped Q4_0 files with zero weights (mpibench synth: TinyLlama-1.1B's shape and LLaMA-2-7B's; weight
-values do not change llama.cpp's timings) into --models (kept for the next run), runs
+Writes llama-shaped Q4_0 files with random weights of a trained model's magnitude (mpibench synth: TinyLlama-1.1B's
+shape and LLaMA-2-7B's; zero weights would decode faster, see mpibench/synth/model.py) into --models (kept for the next run), runs
 `mpiexec -n 2 mpibench bench -m 1b,7b -p 64 -n 16 -t 1,2` (the bench probes each node's read bandwidth before its
 first task) and prints per model and thread count: the probe's bandwidth, the bytes read per decoded token, the
 bound they give, the median decode tok/s of tg16 and its fraction of the bound, and pp64 beside them; and the
