@@ -1,9 +1,9 @@
 """The load generator: runs one load point against its runners and records every request (no MPI, no llama.cpp).
 
 A request is *issued* (its dispatch time) as soon as its intended start comes -- open loop: the seeded schedule;
-closed loop: the user's last end plus a think time -- into one FIFO queue. From the queue it is *submitted* to the
-runner with the most free slots (the first such runner on a tie) while one has a free slot and, with
-max_concurrency, while fewer than that many requests are submitted and unfinished. The runner says when it
+closed loop: when the user's last answer reached it, plus a think time -- into one FIFO queue. From the queue it
+is *submitted* to the runner with the most free slots (the first such runner on a tie) while one has a free slot
+and, with max_concurrency, while fewer than that many requests are submitted and unfinished. The runner says when it
 admitted (began) the request, its tokens' times and its end. Queue time (intended to admission) thus counts in
 TTFT and end-to-end time, which are measured from the intended start (no coordinated omission).
 
@@ -163,9 +163,11 @@ class _Generator:
             self.fail_runner(index, error, now)
             return
         for answer in answers:
-            self.finish(index, answer)
+            self.finish(index, answer, now)
 
-    def finish(self, index: int, answer: Finished) -> None:
+    def finish(self, index: int, answer: Finished, received: int) -> None:
+        """Record a request's end; its user (closed loop) goes on from when the answer reached it (`received`, ns from
+        t0): a user cannot send before it has its answer, and the generator is late only after that."""
         self.running[index].discard(answer.request)
         tokens = tuple(t - self.t0 for t in answer.token_ns)
         end = answer.end_ns - self.t0
@@ -175,7 +177,7 @@ class _Generator:
             first_token_ns=tokens[0] if tokens else -1, end_ns=end, token_ns=tokens,
             prompt_tokens=answer.prompt_tokens, generated_tokens=len(tokens))
         self.ended_ns = max(self.ended_ns, end)
-        self.user_done(answer.request, end)
+        self.user_done(answer.request, max(end, received))
 
     def user_done(self, request: int, end: int) -> None:
         """A closed-loop user's request ended: it thinks, then starts its next one (if before cool-down ends)."""
