@@ -145,7 +145,7 @@ def test_when_every_runner_dies_the_point_ends_and_the_queue_is_not_run():
     reply, _, _ = simulate(point(LoadShape("open", rate=4, arrivals="constant"), Phases(duration_s=10)), scripts)
     statuses = [r.status for r in reply.requests]
     assert statuses.count(OK) == 3 and statuses.count(FAILED) == 2
-    assert reply.ended_ns == 3 * NS and max(r.intended_ns for r in reply.requests) <= 3 * NS
+    assert reply.ended_ns == reply.stopped_ns == 3 * NS and max(r.intended_ns for r in reply.requests) <= 3 * NS
     not_run = [r for r in reply.requests if r.status == NOT_RUN]
     assert not_run and {r.error for r in not_run} == {"not run: every runner failed"}
 

@@ -60,7 +60,7 @@ def run_point(point: LoadPoint, runners: list, clock=time.monotonic_ns, wait=sel
         generator.run()
         cpu_s = (time.thread_time_ns() - cpu_ns) / 1e9
     return LoadPointReply(index=point.index, requests=generator.records(), started_unix=started_unix,
-                          ended_ns=generator.ended_ns, generator_cpu_s=cpu_s)
+                          ended_ns=generator.ended_ns, stopped_ns=generator.stopped_ns, generator_cpu_s=cpu_s)
 
 
 class _Generator:
@@ -74,6 +74,7 @@ class _Generator:
         self.running: list[set[int]] = [set() for _ in runners]  # submitted, unfinished, per runner
         self.alive = list(range(len(runners)))
         self.ended_ns = 0
+        self.stopped_ns = -1  # when every runner failed before the schedule ended; -1: never
         shape = point.shape
         self.cap = shape.max_concurrency
         if shape.mode == "closed":
@@ -201,6 +202,7 @@ class _Generator:
         """Whether the point has ended; if it ends with requests left, mark them."""
         if not self.alive:
             self.stop(now, "not run: every runner failed", "")
+            self.stopped_ns = now  # the load stopped before its schedule's end: the window is cut here
             return True
         if now >= self.edges.drain:
             self.stop(now, "still queued when the drain ended",
