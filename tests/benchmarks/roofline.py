@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or tempfile.mkdtemp(prefix="mpibench-roofline-")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     command = [str(BIN / "mpiexec"), "-n", "2", str(BIN / "mpibench"), "bench", "-m", ",".join(map(str, files)),
-               "-p", "64", "-n", "16", "-t", args.threads, "-r", args.repetitions, "-o", out, "--force"]
+               "-p", "64", "-n", "16", "-t", args.threads, "-r", args.repetitions, "--out", out, "--force"]
     print(" ".join(command), file=sys.stderr)
     before = os.getloadavg()
     subprocess.run(command, check=True, env=env, cwd=ROOT)
