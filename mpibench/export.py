@@ -326,6 +326,9 @@ def export(path: str, fmt: str, out: str | None, force: bool = False, per_task: 
         if skipped:
             print(f"mpibench: {counted(skipped, 'request')} outside the steady windows (ramp-up, warm-up, cool-down) "
                   f"left out", file=sys.stderr)
+    elif results.load_points and not results.results:
+        raise ExportError(f"{path}: a load run has no task cells: export its requests with --format jtl (its points: "
+                          f"`mpibench show`, or results.h5's load_points table)")
     elif fmt == "llama-bench-csv":
         text, skipped = to_llama_bench_csv(results)
         if text.count("\n") == 1:

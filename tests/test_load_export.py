@@ -118,3 +118,9 @@ def test_export_jtl_writes_the_file_and_says_what_it_left_out(tmp_path, capsys, 
     assert out.read_text() == to_jtl(results)[0]
     code, _, err = run_cli(capsys, "export", str(tmp_path / "results.h5"), "--format", "jtl", "--rows")
     assert code == 2 and "--rows writes csv, json, jsonl, not jtl" in err
+
+
+def test_a_cell_export_of_a_load_run_points_to_jtl(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(mpibench.export, "read_results", lambda path, exclude_contended=False: load_run())
+    assert main(["export", str(tmp_path / "run"), "--format", "csv"]) == 2
+    assert "a load run has no task cells: export its requests with --format jtl" in capsys.readouterr().err
