@@ -31,6 +31,7 @@ from functools import cached_property
 
 from mpibench import preflight
 from mpibench.affinity import format_cpu_list, runner_environment
+from mpibench.children import end, exit_reason, stderr_tail
 from mpibench.bandwidth import ProbeError, probe
 from mpibench.deadline import FIRST_TASK_S, task_limit
 from mpibench.engine.build import cpu_variants, library_dir
@@ -41,7 +42,6 @@ from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed
                                TaskReply, decode, encode, fields_of, task_columns)
 from mpibench.signals import Interrupted
 
-STDERR_TAIL = 2000
 LOAD_FAILED = "model failed to load"
 DOCTOR_HINT = "`mpibench doctor` on this node checks its llama.cpp build against its CPU"
 STOP_WAIT_S = 30.0  # after an interrupt, how long a worker waits for rank 0's stop
@@ -98,8 +98,7 @@ class Runner:
         if line:
             return decode(line)
         code = self.process.wait()
-        reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return Failed(f"runner {reason}: {self.stderr_tail()}", dead=True, signal=max(-code, 0))
+        return Failed(f"runner {exit_reason(code)}: {stderr_tail(self.stderr)}", dead=True, signal=max(-code, 0))
 
     @property
     def facts(self) -> dict:
@@ -119,23 +118,9 @@ class Runner:
                 columns["preflight_s"] = self.loaded.preflight_s
         return columns
 
-    def stderr_tail(self) -> str:
-        self.stderr.seek(0, os.SEEK_END)
-        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
-        return self.stderr.read().decode("utf-8", errors="replace").strip()
-
     def close(self, kill: bool = False) -> None:
         """End the runner: politely (it exits when its stdin closes) or, with `kill`, at once."""
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process, kill)
         self.stderr.close()
 
 

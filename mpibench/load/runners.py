@@ -13,14 +13,13 @@ import sys
 import tempfile
 
 from mpibench.affinity import format_cpu_list, physical_first, runner_environment
+from mpibench.children import CLOSE_WAIT_S, end, exit_reason, stderr_tail
 from mpibench.load.pipes import PipeLines
 from mpibench.metadata import core_siblings
 from mpibench.preflight import EngineSettings
 from mpibench.protocol import Failed, Finished, LoadPoint, Ready, ServeRequest, Submit, decode, encode
 from mpibench.table import counted
 
-STDERR_TAIL = 2000
-CLOSE_WAIT_S = 10.0
 
 
 class RunnerError(Exception):
@@ -84,16 +83,7 @@ class RunnerProcess:
 
     def close(self, kill: bool = False) -> None:
         """End the runner: politely (it finishes what runs once its stdin closes) or, with `kill`, at once."""
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=CLOSE_WAIT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process, kill)
         for pipe in (self.process.stdin, self.process.stdout, self.stderr):
             pipe.close()
 
@@ -110,11 +100,9 @@ class RunnerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
-        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        self.stderr.seek(0, os.SEEK_END)
-        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
-        tail = self.stderr.read().decode("utf-8", errors="replace").strip()
-        return f"load runner on CPUs {format_cpu_list(self.request.cores)} {how}" + (f": {tail}" if tail else "")
+        tail = stderr_tail(self.stderr)
+        return f"load runner on CPUs {format_cpu_list(self.request.cores)} {exit_reason(code)}" + \
+            (f": {tail}" if tail else "")
 
 
 def partition_cores(cores: tuple[int, ...], generator_core: int, partitions: int,
