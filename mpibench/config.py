@@ -37,8 +37,25 @@ class ModelSpec:
     prompt_format: str | None = None  # e.g. "Question: {prompt}\nAnswer:"; None: chat template or default
 
 
+class Canonical:
+    """A configuration dataclass's canonical JSON and the hash of what it measures (its `unmeasured` keys left out:
+    they change where and how long, not what is measured)."""
+
+    unmeasured = UNMEASURED_KEYS
+
+    def hash(self) -> str:
+        """Hash of everything that decides the measurements (not where they are written)."""
+        return hashlib.sha256(self.canonical_json(measured_only=True).encode()).hexdigest()[:16]
+
+    def canonical_json(self, measured_only: bool = False) -> str:
+        data = asdict(self)
+        for key in self.unmeasured if measured_only else ():
+            del data[key]
+        return json.dumps(data, sort_keys=True)
+
+
 @dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(Canonical):
     models: tuple[ModelSpec, ...] = (ModelSpec(DEFAULT_MODEL, builtin=DEFAULT_MODEL),)
     prompts: tuple[Prompt, ...] = field(default_factory=study_prompts)
     threads: tuple[int, ...] | None = None  # None: every count up to the cores available
@@ -53,17 +70,6 @@ class SweepConfig:
     timeout: float | None = None  # seconds a task may take; None: adaptive (see deadline.py)
     out: str | None = None
     plots: bool = True
-
-    def hash(self) -> str:
-        """Hash of everything that decides the measurements (not where they are written)."""
-        return hashlib.sha256(self.canonical_json(measured_only=True).encode()).hexdigest()[:16]
-
-    def canonical_json(self, measured_only: bool = False) -> str:
-        data = asdict(self)
-        if measured_only:
-            for key in UNMEASURED_KEYS:
-                del data[key]
-        return json.dumps(data, sort_keys=True)
 
 
 def _unknown_key_error(key: str, valid: tuple[str, ...], where: str) -> ConfigError:

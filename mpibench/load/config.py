@@ -6,15 +6,14 @@ model under load points: closed-loop user counts, open-loop rates, or a sweep pl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
-from mpibench.config import DEFAULT_MODEL, ConfigError, ModelSpec, check_keys, parse_int_list, parse_models, \
-    parse_prompts
+from mpibench.config import DEFAULT_MODEL, Canonical, ConfigError, ModelSpec, check_keys, parse_int_list, \
+    parse_models, parse_prompts
 from mpibench.prompts import Prompt, study_prompts
 from mpibench.protocol import LoadShape, Phases, ServerConfig, Workload
 
@@ -30,7 +29,7 @@ UNMEASURED_KEYS = ("out", "plots")
 
 
 @dataclass(frozen=True)
-class LoadConfig:
+class LoadConfig(Canonical):
     models: tuple[ModelSpec, ...] = (ModelSpec(DEFAULT_MODEL, builtin=DEFAULT_MODEL),)
     servers: tuple[ServerConfig, ...] | None = None  # None: 1 x DEFAULT_SLOTS x (the node's cores but one)
     kv_unified: bool = False
@@ -58,16 +57,7 @@ class LoadConfig:
     slo_e2e_ms: float | None = None
     out: str | None = None
     plots: bool = True
-
-    def hash(self) -> str:
-        """Hash of everything that decides the measurements (not where they are written)."""
-        return hashlib.sha256(self.canonical_json(measured_only=True).encode()).hexdigest()[:16]
-
-    def canonical_json(self, measured_only: bool = False) -> str:
-        data = asdict(self)
-        for key in UNMEASURED_KEYS if measured_only else ():
-            del data[key]
-        return json.dumps(data, sort_keys=True)
+    unmeasured = UNMEASURED_KEYS  # Canonical's: not part of the hash
 
     @property
     def phases(self) -> Phases:
