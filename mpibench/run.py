@@ -10,9 +10,7 @@ rank with one line instead of leaving them waiting.
 
 from __future__ import annotations
 
-import resource
 import sys
-import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -151,12 +149,12 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
     local_worker = Worker(0) if comm.size == 1 else None
     transport = mpi.LocalTransport(local_worker.execute) if local_worker else mpi.MpiTransport(comm)
     journal, header = rundir.open_journal(plan.run_dir), plan.header
-    wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    started = rundir.rank0_clock()
     outcome, stop_code = None, 0
     try:
         if plan.tasks:
             plan.probe_bandwidth(transport)  # a measurement, not coordination: kept out of wall_s and rank 0's CPU
-            wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+            started = rundir.rank0_clock()
             scheduler = Scheduler(plan.tasks, plan.place.worker_nodes, plan.place.worker_node_cores)
             outcome = coordinate(scheduler, plan.job, transport, lambda r: journal.append(result_row(r)),
                                  options.progress(len(plan.tasks)), worker_silence_limit(plan.config.timeout))
@@ -166,13 +164,7 @@ def coordinate_run(comm, plan: Plan, options: Options, finish=None) -> int:
         kept = drain(transport, lambda r: journal.append(result_row(r)), DRAIN_S) if not local_worker else 0
         say(f"{interrupt}: stopping; kept {counted(kept, 'result')} in flight. Continue with: {plan.resume_command()}")
     finally:
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        header.update(finished=timestamp(), wall_s=time.monotonic() - wall,
-                      coordinator_cpu_s=used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
-                      status=header["status"] if header["status"] == "complete" else "interrupted")
-        journal.close()
-        rundir.write_header(plan.run_dir, header)
-        records = rundir.snapshot(plan.run_dir, header)
+        records = rundir.close_launch(plan.run_dir, header, journal, started)
         if local_worker:
             local_worker.close(kill=header["status"] != "complete")
     lost = outcome.lost_ranks if outcome else []
@@ -225,7 +217,7 @@ class Plan:
             run_dir, header = Path(options.resume), resumed_header(old_header, this_launch, len(all_tasks))
             done = {r["task_id"] for r in previous if r["status"] == OK or not options.retry_failed}
         else:
-            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
+            run_id = rundir.new_run_id(config.hash())
             run_dir, done = Path(config.out or f"results/{run_id}"), set()
             if options.dry_run:
                 rundir.check_new(run_dir, options.force)  # what the run would refuse, a dry run refuses

@@ -3,9 +3,7 @@ results.h5 at the end (also when interrupted) and conclude with the per-point ta
 
 from __future__ import annotations
 
-import resource
 import sys
-import time
 from dataclasses import dataclass
 
 from mpibench.config import ConfigError
@@ -16,7 +14,6 @@ from mpibench.load.records import from_record, point_record
 from mpibench.load.sweep import next_sweep_shape
 from mpibench.load.metrics import summarise
 from mpibench.memory import refusals
-from mpibench.metadata import timestamp
 from mpibench.models import model_need
 from mpibench.placement import describe, placement
 from mpibench.signals import Interrupted
@@ -90,7 +87,7 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
             say(point_line(row))
         return row
 
-    wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    started = rundir.rank0_clock()
     stop_code, outcome = 0, None
     try:
         outcome = coordinate_load(series, node_leaders(place), make_point, transport, store, say,
@@ -100,13 +97,7 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
         stop_code = 128 + interrupt.signum
         say(f"{interrupt}: stopping; the points done are kept. Continue with: {plan.resume_command(world_size)}")
     finally:
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        header.update(finished=timestamp(), wall_s=time.monotonic() - wall,
-                      coordinator_cpu_s=used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
-                      status=header["status"] if header["status"] == "complete" else "interrupted")
-        journal.close()
-        rundir.write_header(plan.run_dir, header)
-        rundir.snapshot(plan.run_dir, header)
+        rundir.close_launch(plan.run_dir, header, journal, started)
     if outcome and outcome.lost_ranks:
         say(f"error: worker ranks {', '.join(map(str, outcome.lost_ranks))} stopped answering; continue with: "
             f"{plan.resume_command(world_size)}")

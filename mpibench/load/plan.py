@@ -8,7 +8,6 @@ series run one after another; a sweep plans its next point from the last one's m
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -81,7 +80,7 @@ class LoadPlan:
             header = dict(old, status="running", launches=old.get("launches", []) + [launch],
                           resumes=old.get("resumes", []) + [launch["started"]])
         else:
-            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + config.hash()[:6]
+            run_id = rundir.new_run_id(config.hash())
             run_dir = rundir.create(Path(config.out or f"results/{run_id}"), force)
             header = dict(launch, kind=rundir.LOAD_KIND, run_id=run_id, mpibench_version=__version__,
                           config_hash=config.hash(), config_json=config.canonical_json(), config_toml=config_toml,

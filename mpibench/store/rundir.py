@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
+import time
 from pathlib import Path
 
+from mpibench.metadata import timestamp
 from mpibench.simd import annotate_hosts
 from mpibench.store.hdf5 import RESULTS_FILE, write_results
 from mpibench.store.journal import JOURNAL_FILE, Journal, latest_records, read_journal
@@ -23,6 +26,11 @@ JUDGE_PREFIX = "judge-"  # what --force replaces: RUN_FILES and judge-*/
 
 class RunDirError(ValueError):
     """A directory that is not a usable run directory; the message says why."""
+
+
+def new_run_id(config_hash: str) -> str:
+    """A new run's id: when it started and its configuration, "20261203-124454-f7fb21"."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + config_hash[:6]
 
 
 def check_new(run_dir: Path, force: bool) -> list[Path]:
@@ -81,6 +89,24 @@ def _write_results(run_dir: Path, header: dict, records: list[dict]) -> None:
         write_results(run_dir / RESULTS_FILE, header, [], load=[summarise(p, r, slos) for p, r in points if not r.error])
         return
     write_results(run_dir / RESULTS_FILE, dict(header, hosts=annotate_hosts(header["hosts"], records)), records)
+
+
+def rank0_clock() -> tuple[float, float]:
+    """Now as (monotonic seconds, this process's CPU seconds): where rank 0's wall and CPU time of a launch start."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return time.monotonic(), used.ru_utime + used.ru_stime
+
+
+def close_launch(run_dir: Path, header: dict, journal: Journal, started: tuple[float, float]) -> list[dict]:
+    """End this launch of a run: its header takes the end time, rank 0's wall and CPU seconds since `started`
+    (rank0_clock) and its status ("complete" stays, anything else becomes "interrupted"); the journal closes and
+    run.json and results.h5 are written. Returns the records results.h5 holds."""
+    wall, cpu = rank0_clock()
+    header.update(finished=timestamp(), wall_s=wall - started[0], coordinator_cpu_s=cpu - started[1],
+                  status=header["status"] if header["status"] == "complete" else "interrupted")
+    journal.close()
+    write_header(run_dir, header)
+    return snapshot(run_dir, header)
 
 
 def write_header(run_dir: Path, header: dict) -> None:
