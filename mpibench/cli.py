@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
 LOAD_OVERRIDES = ("models", "servers", "kv_unified", "users", "rates", "sweep", "sweep_rates", "arrivals", "gamma_shape",
                   "think", "think_s", "max_concurrency", "duration", "ramp_up", "warmup_time", "cooldown", "drain",
                   "prompts", "max_tokens", "prompt_tokens", "n_ctx", "seed", "slo_ttft_ms", "slo_tpot_ms",
-                  "slo_e2e_ms", "out")
+                  "slo_e2e_ms", "out", "replicas")
 
 
 def cmd_load(args) -> int:
@@ -406,6 +406,8 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--servers", help="server configurations P x S x T: 1x4x1 (one runner batching 4 sequences on "
                       "1 thread), 2x1x1 (two single-sequence runners); default 1x4x(cores-1)")
     load.add_argument("--kv-unified", action="store_true", help="one KV buffer shared by a runner's sequences")
+    load.add_argument("--replicas", help="nodes that run each point at once, started together, their requests "
+                      "pooled: a count, or 'all' (default 1: different series run on different nodes)")
     load.add_argument("--users", help="closed loop: user counts, 1,2,4,8")
     load.add_argument("--rate", dest="rates", help="open loop: requests per second, 0.5,1,2,4")
     load.add_argument("--sweep", action="store_true", help="one user, then saturation, then rates between (default "

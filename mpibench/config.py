@@ -42,13 +42,14 @@ class Canonical:
     they change where and how long, not what is measured)."""
 
     unmeasured = UNMEASURED_KEYS
+    added: dict = {}  # keys added after runs were recorded -> the default they are left out at (hashes stay)
 
     def hash(self) -> str:
         """Hash of everything that decides the measurements (not where they are written)."""
         return hashlib.sha256(self.canonical_json(measured_only=True).encode()).hexdigest()[:16]
 
     def canonical_json(self, measured_only: bool = False) -> str:
-        data = asdict(self)
+        data = {k: v for k, v in asdict(self).items() if k not in self.added or v != self.added[k]}
         for key in self.unmeasured if measured_only else ():
             del data[key]
         return json.dumps(data, sort_keys=True)

@@ -274,7 +274,9 @@ class Phases:
 @dataclass(frozen=True)
 class LoadPoint:
     """Rank 0 hands a node's worker one load point: a server configuration under one load, on the node's
-    `cores` (runners) with the generator pinned to `generator_core`, which no runner uses."""
+    `cores` (runners) with the generator pinned to `generator_core`, which no runner uses. A point replicated on
+    several nodes runs as `replicas` such points (replica 0 .. replicas - 1, each with its own seed), all starting at
+    the wall-clock time `start_unix`; 0: the node starts it as soon as it has it."""
 
     index: int
     server: ServerConfig
@@ -289,6 +291,26 @@ class LoadPoint:
     cores: tuple[int, ...]
     generator_core: int
     synthetic: int = 0
+    replica: int = 0
+    replicas: int = 1
+    start_unix: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadPrepare:
+    """Rank 0 asks a node to start a load point's runners (loading its model) ahead of the point, so that its
+    replicas can start together; the node answers LoadReady."""
+
+    point: LoadPoint
+
+
+@dataclass(frozen=True)
+class LoadReady:
+    """A node's runners for a load point are up (or could not start: `error` says why)."""
+
+    index: int
+    hostname: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,6 +334,7 @@ class RequestRecord:
     generated_tokens: int = 0
     error: str = ""
     token_ns: tuple[int, ...] = ()
+    replica: int = 0  # which replica of a point replicated on several nodes (its node's own clock and t0)
 
 
 @dataclass(frozen=True)

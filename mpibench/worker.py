@@ -38,8 +38,8 @@ from mpibench.engine.build import cpu_variants, library_dir
 from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
 from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadPoint,
-                               LoadPointReply, LoadRequest, Measurement, ProbeReply, ProbeRequest, Result, Stop,
-                               TaskReply, decode, encode, fields_of, task_columns)
+                               LoadPointReply, LoadPrepare, LoadReady, LoadRequest, Measurement, ProbeReply,
+                               ProbeRequest, Result, Stop, TaskReply, decode, encode, fields_of, task_columns)
 from mpibench.signals import Interrupted
 
 LOAD_FAILED = "model failed to load"
@@ -200,16 +200,17 @@ class Worker:
             self.engines[job.model_path] = choice
         return runner
 
-    def execute(self, job: Job | ProbeRequest | LoadPoint) -> TaskReply | ProbeReply | LoadPointReply:
+    def execute(self, job: Job | ProbeRequest | LoadPrepare | LoadPoint) -> TaskReply | ProbeReply | LoadReady | \
+            LoadPointReply:
         """Run one job; its result has status "failed", "timeout" or "not_run" with the reason if it did not
-        finish. A ProbeRequest measures the node's read bandwidth instead (before the first task); a LoadPoint
-        runs a load test's point on this node."""
-        if isinstance(job, LoadPoint):
+        finish. A ProbeRequest measures the node's read bandwidth instead (before the first task); a LoadPrepare
+        starts a load point's runners on this node, a LoadPoint runs the point."""
+        if isinstance(job, (LoadPrepare, LoadPoint)):
             if self.load_node is None:
                 from mpibench.load.node import LoadNode
 
                 self.load_node = LoadNode()
-            return self.load_node.run(job)
+            return self.load_node.prepare(job.point) if isinstance(job, LoadPrepare) else self.load_node.run(job)
         if isinstance(job, ProbeRequest):
             try:
                 return ProbeReply(tuple(probe(job.core_sets)))

@@ -51,7 +51,7 @@ def request_row(point: int, request: int, user: int, intended: int, queue: int, 
     row = {"point": point, "request": request, "user": user, "runner": 0, "prompt_id": "pi", "phase": phase(intended),
            "status": "ok", "error": "", "intended_ns": intended, "dispatch_ns": intended + 50_000, "admit_ns": admit,
            "first_token_ns": tokens[0], "end_ns": tokens[-1], "prompt_tokens": PROMPT_TOKENS,
-           "generated_tokens": GENERATED, "token_ns": tokens}
+           "generated_tokens": GENERATED, "token_ns": tokens, "replica": 0}
     return derived(dict(row, **overrides))
 
 
@@ -114,7 +114,7 @@ def point_row(index: int, server: tuple[int, int, int], users: int, requests: li
     row = {"point": index, "server": f"P{partitions}xS{slots}xT{threads}", "partitions": partitions, "slots": slots,
            "threads": threads, "kv_unified": 0, "mode": "open" if rate else "closed", "users": users, "think": "none",
            "think_s": 0.0, "rate": rate, "arrivals": "constant" if rate else "", "gamma_shape": 0.5,
-           "max_concurrency": 0, "workload": "fixed 12+16", "model": "m",
+           "max_concurrency": 0, "workload": "fixed 12+16", "model": "m", "replicas": 1,
            "hostname": "h", "started_unix": STARTED_UNIX + 100 * index, "duration_s": float(STEADY_S),
            "window_s": float(STEADY_S), "requests": len(steady), "completed": len(done),
            "failed": sum(r["status"] == "failed" for r in steady),

@@ -195,6 +195,11 @@ def test_mpirun_reads_open_mpi_and_mpich_hostfiles(tmp_path):
     assert command[1:9] == ["-n", "4", "--host", "a:2,b:2", "--map-by", "ppr:1:package", "--bind-to", "package"]
 
 
+def test_mpirun_runs_a_load_test_when_asked():
+    command = dry_run("launch/mpirun.sh", "load", "--replicas", "all", HOSTS="a,b", MPI_FLAVOR="mpich")
+    assert command[-5:] == ["-m", "mpibench", "load", "--replicas", "all"]
+
+
 def test_mpirun_bad_settings_are_one_line_errors():
     assert failure("launch/mpirun.sh", RANKS_PER_NODE="two") == \
         "mpirun.sh: error: RANKS_PER_NODE must be a positive whole number, not 'two'"

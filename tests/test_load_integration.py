@@ -104,7 +104,26 @@ def test_resume_runs_only_the_points_the_journal_lacks(closed, tmp_path):
     assert len(read_results(copy).load_points) == 4
 
 
-def test_a_server_that_does_not_fit_beside_the_generator_is_refused_in_one_line(tmp_path):
-    proc = mpibench(2, "load", *SHORT, "--users", "1", "--servers", "1x1x8", "--out", str(tmp_path / "no"))
+def test_resume_runs_a_failed_point_again(closed, tmp_path):
+    out, _ = closed
+    records = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    records[0]["error"] = records[0]["replicas"][0]["reply"]["error"] = "rank 1 stopped answering"
+    copy = tmp_path / "resumed"
+    copy.mkdir()
+    (copy / "run.json").write_text((out / "run.json").read_text())
+    (copy / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    proc = mpibench(2, "load", "--resume", str(copy), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    again = [json.loads(line) for line in (copy / "journal.jsonl").read_text().splitlines()]
+    assert len(again) == len(records) + 1 and again[-1]["task_id"] == records[0]["task_id"] and not again[-1]["error"]
+    assert len(read_results(copy).load_points) == 4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--servers", "1x1x8"), "error: server P1xS1xT8 needs 8 cores"),
+    (("--replicas", "2"), "error: --replicas 2 runs each point on 2 nodes at once; this launch has 1 worker node"),
+])
+def test_a_load_that_does_not_fit_the_launch_is_refused_in_one_line(tmp_path, flags, message):
+    proc = mpibench(2, "load", *SHORT, "--users", "1", *flags, "--out", str(tmp_path / "no"))
     assert proc.returncode == 2
-    assert "error: server P1xS1xT8 needs 8 cores" in proc.stderr and "Traceback" not in proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr

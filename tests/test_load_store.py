@@ -39,7 +39,7 @@ def test_load_tables_round_trip_through_the_results_file(tmp_path):
                            {"ttft": 0.5})]
     write_results(path, header(total=2), [], load=summaries)
     results = read_results(path)
-    assert results.attrs["schema_version"] == SCHEMA_VERSION == 6 and results.results == []
+    assert results.attrs["schema_version"] == SCHEMA_VERSION == 7 and results.results == []
     assert [p["point"] for p in results.load_points] == [0, 1]
     assert set(results.load_points[0]) == {c for c, _ in LOAD_POINT_COLUMNS}
     for written, read in zip([s.point for s in summaries], results.load_points):
@@ -82,3 +82,21 @@ def test_files_without_load_tables_read_with_none(tmp_path):
     results = read_results(path)
     assert results.load_points == [] and results.requests == [] and results.timeline == []
     assert len(results.results) == 1
+
+
+def test_a_load_file_from_before_replicas_reads_as_one_replica(tmp_path):
+    path = tmp_path / "results.h5"
+    write_results(path, header(total=1), [], load=[summarise(point(0, 1), LoadPointReply(0, tuple(requests(3)), "h",
+                                                                                          0.0, 2 * S), {})])
+    with h5py.File(path, "a") as f:  # as mpibench wrote it at schema 6: no replicas, no replica
+        f.attrs["schema_version"] = 6
+        for table, column in (("load_points", "replicas"), ("requests", "replica")):
+            data = f[table][()]
+            kept = [name for name in data.dtype.names if name != column]
+            attrs = dict(f[table].attrs)
+            del f[table]
+            f.create_dataset(table, data=data[kept].copy())
+            f[table].attrs.update({k: v for k, v in attrs.items() if k != column})
+    results = read_results(path)
+    assert [p["replicas"] for p in results.load_points] == [1]
+    assert [r["replica"] for r in results.requests] == [0, 0, 0]

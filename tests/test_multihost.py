@@ -143,3 +143,35 @@ def test_a_sweep_spans_two_hosts(cluster, venvs, tmp_path, flavor, library, laun
     launch = json.loads(results.attrs["launch_json"])
     assert launch["MPIBENCH_LAUNCH_SCRIPT"] == "launch/mpirun.sh"
     assert "-n 4" in launch["MPIBENCH_LAUNCH_COMMAND"] and str(cluster.ssh) in launch["MPIBENCH_LAUNCH_COMMAND"]
+
+
+def test_a_load_point_runs_on_both_hosts_as_replicas_from_one_start(cluster, venvs, tmp_path):
+    """`--replicas all`: each point runs on both hosts at once, started at one wall-clock time, their requests
+    pooled into one row (here both "hosts" share this machine's cores, so the figures are not the point)."""
+    out = tmp_path / "load"
+    env = mpi_env(HOSTS=" ".join(HOSTS), RANKS_PER_NODE="2", MPIBENCH_VENV=str(venvs["mpich"]),
+                  MPIRUN_ARGS=f"-launcher ssh -launcher-exec {cluster.ssh}")
+    load = ["load", "--replicas", "all", "--servers", "1x1x1", "--users", "1", "-p", "8", "-n", "4",
+            "--duration", "3", "--warmup-time", "1", "--cooldown", "0", "--no-plots", "--out", str(out)]
+    proc = subprocess.run(cluster.on(HOSTS[0], "bash", "launch/mpirun.sh", *load), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"on {HOSTS[0]}, {HOSTS[1]}" in proc.stderr and "each point on 2 nodes at once" in proc.stderr
+
+    results = read_results(out / "results.h5")
+    (point,) = results.load_points
+    assert point["replicas"] == 2 and point["hostname"] == ",".join(HOSTS) and point["load"].endswith("2 nodes")
+    assert {r["replica"] for r in results.requests} == {0, 1}
+    served = [sum(r["replica"] == i and r["status"] == "ok" for r in results.requests) for i in (0, 1)]
+    assert min(served) > 0 and point["completed"] == sum(r["phase"] == "steady" and r["status"] == "ok"
+                                                         for r in results.requests)
+    (record,) = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    replicas = record["replicas"]
+    assert [r["reply"]["hostname"] for r in replicas] == list(HOSTS)
+    assert [r["point"]["seed"] for r in replicas] == [42, 43]  # independent schedules
+    start = replicas[0]["point"]["start_unix"]
+    assert replicas[1]["point"]["start_unix"] == start > 0
+    for replica in replicas:  # each node's t0 is the shared start, and its first request went out then
+        first = replica["reply"]["requests"][0]
+        assert abs(replica["reply"]["started_unix"] - start) < 0.005
+        assert first["intended_ns"] == 0 and 0 <= first["dispatch_ns"] < 50_000_000

@@ -24,7 +24,7 @@ SERVER = re.compile(r"P?(\d+)x(?:S?(\d+))x(?:T?(\d+))", re.IGNORECASE)
 TOP_LEVEL_KEYS = ("models", "servers", "kv_unified", "users", "rates", "sweep", "sweep_rates", "arrivals",
                   "gamma_shape", "think", "think_s", "max_concurrency", "duration", "ramp_up", "warmup_time", "cooldown",
                   "drain", "prompts", "max_tokens", "prompt_tokens", "n_ctx", "seed", "slo_ttft_ms", "slo_tpot_ms",
-                  "slo_e2e_ms", "out", "plots")
+                  "slo_e2e_ms", "out", "plots", "replicas")
 UNMEASURED_KEYS = ("out", "plots")
 
 
@@ -57,7 +57,9 @@ class LoadConfig(Canonical):
     slo_e2e_ms: float | None = None
     out: str | None = None
     plots: bool = True
+    replicas: int = 1  # nodes that run each point at once, from a shared t0; 0: every node
     unmeasured = UNMEASURED_KEYS  # Canonical's: not part of the hash
+    added = {"replicas": 1}  # Canonical's: runs recorded before replicas keep their hash
 
     @property
     def phases(self) -> Phases:
@@ -126,6 +128,16 @@ def _count(value, key: str, minimum: int = 1) -> int:
     return value
 
 
+def _replicas(value) -> int:
+    """'all' (0: every node) or a count of nodes."""
+    if value == "all":
+        return 0
+    try:
+        return _count(int(value) if isinstance(value, str) and value.strip().isdigit() else value, "replicas")
+    except ConfigError:
+        raise ConfigError(f"replicas must be a count of nodes (1 or more) or 'all', got {value!r}") from None
+
+
 def _choice(value, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
@@ -155,7 +167,7 @@ def build_load_config(toml_text: str | None = None, overrides: dict | None = Non
         "drain": lambda v: _number(v, "drain", strict=True), "max_concurrency": lambda v: _count(v, "max_concurrency", 0),
         "sweep_rates": lambda v: _count(v, "sweep_rates"), "max_tokens": lambda v: _count(v, "max_tokens"),
         "prompt_tokens": lambda v: _count(v, "prompt_tokens", 0), "n_ctx": lambda v: _count(v, "n_ctx", 8),
-        "seed": lambda v: _count(v, "seed", 0),
+        "seed": lambda v: _count(v, "seed", 0), "replicas": _replicas,
         "slo_ttft_ms": lambda v: _number(v, "slo_ttft_ms", strict=True),
         "slo_tpot_ms": lambda v: _number(v, "slo_tpot_ms", strict=True),
         "slo_e2e_ms": lambda v: _number(v, "slo_e2e_ms", strict=True),

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 
 from mpibench.config import ConfigError
 from mpibench.load.config import LoadConfig
-from mpibench.load.coordinator import Series, coordinate_load
+from mpibench.load.coordinator import START_LEAD_S, Series, coordinate_load
 from mpibench.load.plan import LoadPlan, node_leaders, point_key
-from mpibench.load.records import from_record, point_record
+from mpibench.load.records import from_record, merge_replicas, point_record
 from mpibench.load.sweep import next_sweep_shape
 from mpibench.load.metrics import summarise
+from mpibench.load.node import READY_LIMIT_S
 from mpibench.memory import refusals
 from mpibench.models import model_need
 from mpibench.placement import describe, placement
+from mpibench.protocol import LoadPoint, LoadPrepare
 from mpibench.signals import Interrupted
 from mpibench.store import rundir
 from mpibench.table import counted
@@ -47,9 +49,14 @@ def check_memory(config: LoadConfig, servers, facts: list[dict]) -> None:
         raise ConfigError("; ".join(lines))
 
 
-def point_length_s(point) -> float:
-    phases = point.phases
-    return phases.ramp_up_s + phases.warmup_s + phases.duration_s + phases.cooldown_s + phases.drain_s
+def silence_limit(job: LoadPrepare | LoadPoint) -> float:
+    """How long rank 0 waits for a node's answer to a job before it counts the node lost: its runners' longest
+    start, or the point's whole length (and the lead of a shared start), with a margin."""
+    if isinstance(job, LoadPrepare):
+        return READY_LIMIT_S + LOST_MARGIN_S
+    phases = job.phases
+    return START_LEAD_S + phases.ramp_up_s + phases.warmup_s + phases.duration_s + phases.cooldown_s + \
+        phases.drain_s + LOST_MARGIN_S
 
 
 def run_load(world_size: int, facts: list[dict], transport, launch: dict, config: LoadConfig, config_toml: str,
@@ -74,11 +81,17 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
             series.append(Series(model, server, shapes, planner, measured))
     next_index = iter(range(max((p.index + 1 for p, _ in done.values()), default=0), 1 << 30))
 
-    def make_point(model, server, shape, node):
-        return plan.point(next(next_index), model, server, shape, node)
+    indices: dict[tuple, int] = {}  # (model, server, shape) -> the index its replicas share
 
-    def store(point, reply) -> dict:
-        journal.append(point_record(point_key(point.model, point.server, point.shape), point, reply))
+    def make_point(model, server, shape, node, replica):
+        if replica == 0:
+            indices[model, server, shape] = next(next_index)
+        return plan.point(indices[model, server, shape], model, server, shape, node, replica)
+
+    def store(points, replies) -> dict:
+        point = points[0]
+        journal.append(point_record(point_key(point.model, point.server, point.shape), points, replies))
+        point, reply = merge_replicas(points, replies)
         if reply.error:
             say(f"point {point.index} failed: {reply.error}")
             return {}
@@ -90,8 +103,8 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
     started = rundir.rank0_clock()
     stop_code, outcome = 0, None
     try:
-        outcome = coordinate_load(series, node_leaders(place), make_point, transport, store, say,
-                                  lambda p: point_length_s(p) + LOST_MARGIN_S)
+        outcome = coordinate_load(series, node_leaders(place), plan.replicas, make_point, transport, store, say,
+                                  silence_limit)
         header["status"] = "complete"
     except Interrupted as interrupt:
         stop_code = 128 + interrupt.signum

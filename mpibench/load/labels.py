@@ -13,9 +13,16 @@ def configuration(point: dict, with_model: bool = False) -> str:
 
 
 def load(point: dict) -> str:
-    """Its load: "8 users", "8 users, think exponential 2 s", "2/s poisson", "2/s poisson cap 16"."""
-    return LoadShape(mode=point["mode"], users=point["users"], think=point["think"], think_s=point["think_s"],
-                     rate=point["rate"], arrivals=point["arrivals"], max_concurrency=point["max_concurrency"]).label
+    """Its load: "8 users", "8 users, think exponential 2 s", "2/s poisson", "2/s poisson cap 16" (", on each of
+    2 nodes" when replicated)."""
+    shape = LoadShape(mode=point["mode"], users=point["users"], think=point["think"], think_s=point["think_s"],
+                      rate=point["rate"], arrivals=point["arrivals"], max_concurrency=point["max_concurrency"])
+    return replicated(shape, point["replicas"])
+
+
+def replicated(shape: LoadShape, replicas: int) -> str:
+    """A load's label, saying the nodes it ran on at once when more than one."""
+    return shape.label + (f", on each of {replicas} nodes" if replicas > 1 else "")
 
 
 def several_models(points: list[dict]) -> bool:

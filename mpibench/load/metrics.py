@@ -3,7 +3,8 @@
 The steady window starts after the ramp-up and the warm-up and lasts the duration asked, cut short only when the
 load stopped before its end (the reply's stopped_ns: every runner failed; a point that did not run has none).
 Request-based figures count the requests whose intended start lies in the window, those that end after it
-included; throughput counts the tokens generated within it. Latencies count from the intended start, so a slow
+included; throughput counts the tokens generated within it. A point replicated on several nodes is summarised from
+its replicas' requests pooled (load/records.py: they share t0), so its rates and concurrency are the replicas' sums. Latencies count from the intended start, so a slow
 server cannot hide its queue (no coordinated omission). Every column is defined in store/schema.py.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mpibench.affinity import format_cpu_list
+from mpibench.load.labels import replicated
 from mpibench.protocol import FAILED, NOT_RUN, OK, LoadPoint, LoadPointReply, RequestRecord, Workload, fields_of
 from mpibench.stats import quantile
 from mpibench.store.schema import LOAD_LATENCIES, LOAD_QUANTILES
@@ -186,13 +188,13 @@ def invalid_reasons(point: LoadPoint, reply: LoadPointReply, row: dict, asked_en
 def _setting_columns(point: LoadPoint, reply: LoadPointReply, objectives: dict[str, float]) -> dict:
     """The columns of a load_points row that say what the point was."""
     server, shape, phases = point.server, point.shape, point.phases
-    return {"point": point.index, "server": server.label, "load": shape.label, "partitions": server.partitions,
+    return {"point": point.index, "server": server.label, "load": replicated(shape, point.replicas), "partitions": server.partitions,
             "slots": server.slots, "threads": server.threads, "kv_unified": int(server.kv_unified), "mode": shape.mode,
             "users": shape.users, "think": shape.think, "think_s": shape.think_s, "rate": shape.rate,
             "arrivals": shape.arrivals, "gamma_shape": shape.gamma_shape, "max_concurrency": shape.max_concurrency,
             "workload": workload_label(point.workload), "model": point.model, "synthetic": point.synthetic,
             "n_ctx": point.n_ctx, "seed": point.seed, "cores": format_cpu_list(point.cores),
-            "generator_core": point.generator_core, "ramp_up_s": phases.ramp_up_s, "warmup_s": phases.warmup_s,
+            "generator_core": point.generator_core, "replicas": point.replicas, "ramp_up_s": phases.ramp_up_s, "warmup_s": phases.warmup_s,
             "cooldown_s": phases.cooldown_s, "drain_s": phases.drain_s, "hostname": reply.hostname,
             "started_unix": reply.started_unix, "runners_json": reply.runners_json, "error": reply.error,
             "duration_s": phases.duration_s, **{f"slo_{name}_s": limit for name, limit in objectives.items()},
@@ -229,7 +231,7 @@ def summarise(point: LoadPoint, reply: LoadPointReply, slos: Mapping[str, float 
     littles = arrival * statistics.fmean(in_system) / NS_PER_S if in_system else NAN
     row = {**_setting_columns(point, reply, objectives), "window_s": seconds, "requests": len(inside),
            "completed": len(ok), "failed": sum(r["status"] == FAILED for r in inside), "not_run": sum(r["status"] == NOT_RUN for r in inside),
-           "offered_rps": point.shape.rate if point.shape.mode == "open" else NAN, "arrival_rps": arrival,
+           "offered_rps": point.shape.rate * point.replicas if point.shape.mode == "open" else NAN, "arrival_rps": arrival,
            "achieved_rps": per_s(sum(0 <= r["dispatch_ns"] < end for r in inside)), "completed_rps": per_s(len(ok)),
            "output_tok_s": per_s(tokens), "total_tok_s": per_s(tokens + prompts),
            "mean_concurrency": mean_concurrency, "littles_concurrency": littles,

@@ -3,7 +3,8 @@ header, and the load points, each a (model, server configuration, load) on one w
 
 A node's first worker rank runs its points (the generator on the node's last core, the runners on the others);
 the node's other ranks stay idle, so that nothing else runs on a node under load. Points of one (model, server)
-series run one after another; a sweep plans its next point from the last one's measurements (load/sweep.py).
+series run one after another; a sweep plans its next point from the last one's measurements (load/sweep.py). With
+replicas, each point runs on that many nodes at once, replica r with seed + r (independent schedules).
 """
 
 from __future__ import annotations
@@ -51,11 +52,21 @@ def resolve_servers(config: LoadConfig, place: Placement) -> tuple[ServerConfig,
     return tuple(replace(s, kv_unified=config.kv_unified) for s in servers)
 
 
+def resolve_replicas(config: LoadConfig, place: Placement) -> int:
+    """How many nodes run each point (config.replicas; 0: every worker node), checked against the launch's."""
+    nodes = len(node_leaders(place))
+    if config.replicas > nodes:
+        raise ConfigError(f"--replicas {config.replicas} runs each point on {config.replicas} nodes at once; this "
+                          f"launch has {counted(nodes, 'worker node')}: launch on more nodes or ask fewer replicas")
+    return config.replicas or nodes
+
+
 @dataclass
 class LoadPlan:
     config: LoadConfig
     place: Placement
     servers: tuple[ServerConfig, ...]
+    replicas: int  # nodes that run each point at once
     models: dict[str, ModelInfo]
     run_dir: Path
     header: dict
@@ -73,7 +84,7 @@ class LoadPlan:
                 raise rundir.RunDirError(f"{resume} was run with a different load configuration; resume with the same "
                                          "one, or with none to use the run's own")
             config = replace(load_config_from_json(old["config_json"]), out=resume)
-        servers = resolve_servers(config, place)
+        servers, replicas = resolve_servers(config, place), resolve_replicas(config, place)
         models = {m.name: inspect_model(m) for m in config.models}
         if resume:
             run_dir = Path(resume)
@@ -90,21 +101,24 @@ class LoadPlan:
                                                       for p in config.prompts])
         rundir.write_header(run_dir, header)
         done = {r["task_id"]: r for r in previous if not r.get("error")}
-        return cls(config, place, servers, models, run_dir, header, done)
+        return cls(config, place, servers, replicas, models, run_dir, header, done)
 
     def summary(self) -> str:
         config = self.config
         loads = "a sweep" if config.sweep else ", ".join(s.label for s in config.shapes())
+        replicated = f", each point on {self.replicas} nodes at once" if self.replicas > 1 else ""
         return (f"load {self.header['run_id']}: {counted(len(self.models), 'model')} x servers "
                 f"{', '.join(s.label for s in self.servers)} x {loads}; {config.duration:g} s steady windows "
-                f"on {counted(len(node_leaders(self.place)), 'node')} -> {self.run_dir}")
+                f"on {counted(len(node_leaders(self.place)), 'node')}{replicated} -> {self.run_dir}")
 
-    def point(self, index: int, model: str, server: ServerConfig, shape: LoadShape, node: str) -> LoadPoint:
-        """The point as a node runs it: the generator on the node's last core, the runners on the others."""
+    def point(self, index: int, model: str, server: ServerConfig, shape: LoadShape, node: str,
+              replica: int = 0) -> LoadPoint:
+        """The point as a node runs it (as its replica `replica`): the generator on the node's last core, the
+        runners on the others."""
         info, cores = self.models[model], self.place.node_cores[node]
         return LoadPoint(index, server, shape, self.config.workload, self.config.phases, model, info.path,
-                         info.prompt_format, self.config.n_ctx, self.config.seed, tuple(cores[:-1]), cores[-1],
-                         int(info.synthetic))
+                         info.prompt_format, self.config.n_ctx, self.config.seed + replica, tuple(cores[:-1]),
+                         cores[-1], int(info.synthetic), replica, self.replicas)
 
     def resume_command(self, world_size: int) -> str:
         return launcher.relaunch_command(world_size, "load", ["--resume", str(self.run_dir)])

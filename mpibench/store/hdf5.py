@@ -217,5 +217,5 @@ def _read_load(f: h5py.File) -> dict:
     requests = _rows(f["requests"], REQUEST_COLUMNS)
     for row, times in zip(requests, f["request_token_ns"][()]):
         row["token_ns"] = tuple(int(t) for t in times)
-    return {"load_points": _rows(f["load_points"], LOAD_POINT_COLUMNS), "requests": requests,
+    return {"load_points": _rows(f["load_points"], LOAD_POINT_COLUMNS, replicas=1), "requests": requests,
             "timeline": _rows(f["timeline"], TIMELINE_COLUMNS)}

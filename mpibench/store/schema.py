@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
+SCHEMA_VERSION = 7  # 2: hosts gained simd, llama_system_info, simd_mismatch, sockets, numa_nodes, caches, boost,
 # thp; models gained llama_desc, llama_bytes; root attribute launch_json; results gained kind, warmup and
 # runner_start_s. 3: results gained the engine configuration (engine_*, system_info, preflight*) and the
 # status "not_run" (readers default what an early file lacks). 4: results gained model_desc and model_bytes;
@@ -13,7 +13,7 @@ SCHEMA_VERSION = 6  # 2: hosts gained simd, llama_system_info, simd_mismatch, so
 # n_kv_heads, key_length, value_length; results gained the derived bytes_per_token, roofline_tok_s and
 # roofline_fraction (ROOFLINE_COLUMNS). 6: a load run's tables load_points, requests (with the ragged
 # request_token_ns) and timeline (LOAD_POINT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS); files without them read
-# with none
+# with none. 7: load_points gained replicas (readers default 1), requests gained replica (default 0)
 
 # (column, kind): kind is "str", "int" or "float". Floats are NaN where a metric is undefined.
 RESULT_COLUMNS = (
@@ -174,7 +174,7 @@ REQUEST_COLUMNS = (
     ("status", "str"), ("error", "str"), ("intended_ns", "int"), ("dispatch_ns", "int"), ("admit_ns", "int"),
     ("first_token_ns", "int"), ("end_ns", "int"), ("prompt_tokens", "int"), ("generated_tokens", "int"),
     ("ttft_s", "float"), ("e2e_s", "float"), ("queue_s", "float"), ("service_ttft_s", "float"), ("tpot_s", "float"),
-    ("itl_median_s", "float"), ("dispatch_lag_s", "float"),
+    ("itl_median_s", "float"), ("dispatch_lag_s", "float"), ("replica", "int"),
 )
 REQUEST_DEFINITIONS = {
     "point": "the load point (load_points.point) the request belongs to",
@@ -200,6 +200,7 @@ REQUEST_DEFINITIONS = {
     "tpot_s": "time per output token: (last token - first token) / (generated tokens - 1) (ok requests)",
     "itl_median_s": "median gap between its consecutive tokens (ok requests)",
     "dispatch_lag_s": "how late the generator issued it: dispatch - intended",
+    "replica": "which of its point's replicas (nodes) sent it; its times are that node's, from the shared t0",
 }
 LOAD_LATENCIES = ("ttft", "tpot", "itl", "e2e", "queue")  # each with LOAD_QUANTILES in load_points
 LOAD_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
@@ -211,7 +212,7 @@ LOAD_POINT_COLUMNS = (
     ("kv_unified", "int"), ("mode", "str"), ("users", "int"), ("think", "str"), ("think_s", "float"),
     ("rate", "float"), ("arrivals", "str"), ("gamma_shape", "float"), ("max_concurrency", "int"),
     ("workload", "str"), ("model", "str"), ("synthetic", "int"), ("n_ctx", "int"), ("seed", "int"),
-    ("cores", "str"), ("generator_core", "int"), ("ramp_up_s", "float"), ("warmup_s", "float"),
+    ("cores", "str"), ("generator_core", "int"), ("replicas", "int"), ("ramp_up_s", "float"), ("warmup_s", "float"),
     ("cooldown_s", "float"), ("drain_s", "float"), ("hostname", "str"), ("started_unix", "float"),
     ("runners_json", "str"), ("error", "str"), ("duration_s", "float"), ("window_s", "float"), ("requests", "int"),
     ("completed", "int"), ("failed", "int"), ("not_run", "int"), ("offered_rps", "float"), ("arrival_rps", "float"),
@@ -246,10 +247,12 @@ LOAD_POINT_DEFINITIONS = {
     "model": "the model's name",
     "synthetic": "1 when the model is synthetic (mpibench synth): timing only",
     "n_ctx": "context tokens per sequence",
-    "seed": "the seed of the schedule, think times and sampling",
-    "hostname": "the node the point ran on",
-    "started_unix": "wall-clock time of the point's t0 (Unix seconds)",
-    "cores": "the CPUs of the point's runners",
+    "seed": "the seed of the schedule, think times and sampling (replica r used seed + r)",
+    "hostname": "the node the point ran on (its replicas' nodes, comma-separated)",
+    "replicas": "nodes that ran the point at once from a shared t0, each under the load asked (users, rate), "
+                "their requests pooled: rates, throughput and concurrency are their sums",
+    "started_unix": "wall-clock time of the point's t0 (Unix seconds; replicas: the earliest node's)",
+    "cores": "the CPUs of the point's runners (replica 0's)",
     "generator_core": "the CPU the load generator ran on (no runner's)",
     "ramp_up_s": "seconds from t0 over which the load rose (closed: users started spread over it; open: the rate "
                  "rose linearly)",
@@ -266,7 +269,7 @@ LOAD_POINT_DEFINITIONS = {
     "completed": "of them, ok",
     "failed": "of them, failed",
     "not_run": "of them, still queued when the drain ended",
-    "offered_rps": "open loop: the rate asked; closed loop: NaN",
+    "offered_rps": "open loop: the rate asked, times the replicas; closed loop: NaN",
     "arrival_rps": "requests / window_s: the arrival rate (open loop: what the seeded schedule placed in the window, "
                    "which differs from offered_rps by the schedule's own randomness)",
     "achieved_rps": "requests of the window the generator issued before the window ended, per second of it",
@@ -298,7 +301,7 @@ LOAD_POINT_DEFINITIONS = {
     "knee": "1 on the point of largest achieved_rps among its server configuration's (and model's and workload's) "
             "stable, valid points whose goodput_share is at least 0.95",
     "dispatch_lag_p99_s": "p99 (nearest rank) of dispatch_lag_s over the window's dispatched requests",
-    "generator_cpu_s": "CPU seconds the load generator used over the whole point",
+    "generator_cpu_s": "CPU seconds the load generator used over the whole point (its replicas' summed)",
 } | {f"{m}_{q}{end}_s": (f"{q} (nearest rank) of the {_LATENCY_SOURCES[m]} in the window" if not end else
                           f"{'lower' if end == '_lo' else 'upper'} end of the distribution-free 95 % interval of "
                           f"{m}_{q}_s (binomial order statistics, stats.quantile_ci_ranks; NaN with too few samples). It "
