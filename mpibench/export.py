@@ -231,15 +231,24 @@ def _in_system(results: Results) -> dict[int, tuple[list[float], list[float]]]:
     return bins
 
 
-def _concurrency(point: dict, intended_ns: int, bins: dict[int, tuple[list[float], list[float]]]) -> tuple[int, int]:
-    """JMeter's active threads when a request starts, in its group (replica) and in all: a closed loop's users
-    (times the replicas); for an open loop, the requests in the system then (the timeline's bin: every replica's)."""
+def _concurrency(point: dict, intended_ns: int, bins: dict[int, tuple[list[float], list[float]]]) -> int:
+    """JMeter's active threads when a request starts: a closed loop's users (of each replica, as each distributed
+    JMeter engine counts its own); for an open loop, the requests in the system then (the timeline's bin, every
+    replica's)."""
     if point["mode"] == "closed":
-        return point["users"], point["users"] * point["replicas"]
+        return point["users"]
     starts, counts = bins.get(point["point"], ([], []))
     at = bisect_right(starts, intended_ns / 1e9) - 1
-    found = round(counts[at]) if at >= 0 else 0
-    return found, found
+    return round(counts[at]) if at >= 0 else 0
+
+
+def _thread_name(point: dict, request: dict, name: str) -> str:
+    """JMeter's threadName, "<label> 1-<user>" (open loop: 1-<request>); a replica's prefixed with its node as
+    distributed JMeter prefixes each engine's ("node2-<label> 1-<user>"), so that per-engine graphs keep them
+    apart."""
+    thread = f"{name} 1-{1 + (request['user'] if point['mode'] == 'closed' else request['request'])}"
+    hosts = point["hostname"].split(",")
+    return f"{hosts[request['replica']]}-{thread}" if point["replicas"] > 1 else thread
 
 
 def to_jtl(results: Results) -> tuple[str, int]:
@@ -251,12 +260,11 @@ def to_jtl(results: Results) -> tuple[str, int]:
     samples are stamped at their start). elapsed: end-to-end from the intended start, ms; for a request never
     admitted, until its point's last end. Latency: time to first token from the intended start (0 without one).
     Connect: queue time, intended start to admission (elapsed when never admitted). label: server configuration and
-    load ("P1xS4xT2 8 users"); threadName: "<label> <replica>-<user>" (open loop: "<replica>-<request>"; replicas
-    count from 1, as JMeter's thread groups). responseCode "200" and
+    load ("P1xS4xT2 8 users"); threadName: "<label> 1-<user>" (open loop: "1-<request>"), a replica's prefixed
+    with its node ("node2-...", as distributed JMeter names each engine's threads). responseCode "200" and
     responseMessage "OK" when it succeeded, else its status (failed, timeout, not_run) and why. bytes and
-    sentBytes: generated and prompt tokens, so the dashboard's byte throughput reads as tokens/s. grpThreads: the
-    users of a closed loop (per replica), the requests in the system of an open loop; allThreads: the same over
-    every replica."""
+    sentBytes: generated and prompt tokens, so the dashboard's byte throughput reads as tokens/s. grpThreads =
+    allThreads: the users of a closed loop (a replica's), the requests in the system of an open loop."""
     points = {p["point"]: p for p in results.load_points}
     with_model = several_models(results.load_points)
     ends, bins = _ends(results.requests), _in_system(results)
@@ -264,17 +272,16 @@ def to_jtl(results: Results) -> tuple[str, int]:
     rows = []
     for r in steady:
         point, ok, never = points[r["point"]], r["status"] == "ok", r["admit_ns"] < 0
-        closed = point["mode"] == "closed"
         name = label(point, with_model)
         elapsed = max(0, _ms((ends[r["point"]] if r["end_ns"] < 0 else r["end_ns"]) - r["intended_ns"]))
         message = "OK" if ok else _one_line(r["error"]) or (NOT_RUN_MESSAGE if never else r["status"])
-        group_threads, threads = _concurrency(point, r["intended_ns"], bins)
+        threads = _concurrency(point, r["intended_ns"], bins)
         sample = {
             "timeStamp": round(1000 * point["started_unix"] + r["intended_ns"] / 1e6), "elapsed": elapsed,
             "label": name, "responseCode": "200" if ok else r["status"], "responseMessage": message,
-            "threadName": f"{name} {1 + r['replica']}-{1 + (r['user'] if closed else r['request'])}",
+            "threadName": _thread_name(point, r, name),
             "dataType": "text", "success": "true" if ok else "false", "failureMessage": "" if ok else message,
-            "bytes": r["generated_tokens"], "sentBytes": r["prompt_tokens"], "grpThreads": group_threads,
+            "bytes": r["generated_tokens"], "sentBytes": r["prompt_tokens"], "grpThreads": threads,
             "allThreads": threads, "URL": "", "IdleTime": 0,
             "Latency": _ms(r["first_token_ns"] - r["intended_ns"]) if r["first_token_ns"] >= 0 else 0,
             "Connect": elapsed if never else _ms(r["admit_ns"] - r["intended_ns"]),

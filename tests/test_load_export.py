@@ -83,6 +83,18 @@ def test_an_open_loop_names_threads_by_request_and_counts_the_requests_in_the_sy
     assert int(rows[-1]["grpThreads"]) > int(rows[0]["grpThreads"]) + 2
 
 
+def test_a_replicated_points_threads_are_named_by_node_as_distributed_jmeter_names_its_engines():
+    results = load_run(configs=((1, 1, 2),), users=(2,))
+    point = dict(results.load_points[0], replicas=2, hostname="node1,node2")
+    requests = [dict(r, replica=r["request"] % 2) for r in results.requests]
+    rows = samples(Results(**{**results.__dict__, "load_points": [point], "requests": requests}))
+    steady = sorted((r for r in requests if r["phase"] == "steady"), key=lambda r: r["intended_ns"])
+    assert sorted(r["threadName"] for r in rows) == sorted(
+        f"node{1 + r['replica']}-P1xS1xT2 2 users, on each of 2 nodes 1-{1 + r['user']}" for r in steady)
+    assert {r["threadName"].split("-")[0] for r in rows} == {"node1", "node2"}
+    assert {(r["grpThreads"], r["allThreads"]) for r in rows} == {("2", "2")}  # each engine counts its own
+
+
 def test_several_models_are_named_in_the_label():
     results = load_run(configs=((1, 1, 2),), users=(1,))
     two = Results(**{**results.__dict__, "load_points": results.load_points
