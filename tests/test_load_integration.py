@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from helpers import mpibench
+from helpers import mpi_env, mpibench
+from mpibench.preflight import FAULT_ENV
 from mpibench.store.hdf5 import read_results
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,11 @@ def test_a_closed_loop_records_every_point_and_request_from_the_intended_start(c
     queued = [r for r in results.requests if r["point"] == three_users["point"] and r["phase"] == "steady"]
     assert max(r["queue_s"] for r in queued) > 0  # 3 users on one single-sequence runner wait their turn
     assert results.timeline and "point" in proc.stdout  # the per-point table
+    for point in points:  # every runner of every point ran the engine as built, which the preflight passed
+        runners = json.loads(point["runners_json"])
+        assert len(runners) == 1 and runners[0]["preflight"] == "1 as built: ok"
+        assert runners[0]["engine_fallback"] == 0 and runners[0]["engine_extra_bufts"] == 1
+        assert "CPU" in runners[0]["engine_weight_buffers"]
 
 
 def test_a_batching_runner_serves_two_requests_at_once_and_a_single_one_never_does(closed):
@@ -108,3 +114,33 @@ def test_a_server_that_does_not_fit_beside_the_generator_is_refused_in_one_line(
     proc = mpibench(2, "load", *SHORT, "--users", "1", "--servers", "1x1x8", "--out", str(tmp_path / "no"))
     assert proc.returncode == 2
     assert "error: server P1xS1xT8 needs 8 cores" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_load_runners_take_the_preflights_fallback(tmp_path):
+    """The model's preflight is made to die by SIGSEGV as built (fault injection: this VM has no AMX, so the GCC
+    tile-config crash cannot happen here): the load runners start with extra buffer types off, and say so."""
+    out = tmp_path / "fallback"
+    proc = mpibench(2, "load", *SHORT, "--users", "2", "--servers", "1x2x1", "--out", str(out),
+                    env=mpi_env(**{FAULT_ENV: "SIGSEGV:1"}))
+    assert proc.returncode == 0, proc.stderr
+    assert "preflight (as built) died by SIGSEGV (signal 11)" in proc.stderr
+    assert "smollm2-135m runs with extra buffer types off, not as built" in proc.stderr
+    (point,) = read_results(out).load_points
+    (runner,) = json.loads(point["runners_json"])
+    assert point["completed"] > 0 and point["failed"] == 0
+    assert runner["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
+    assert runner["engine_fallback"] == 1 and runner["engine_extra_bufts"] == 0
+
+
+def test_a_model_no_engine_configuration_runs_fails_its_points_in_one_line_each(tmp_path):
+    out = tmp_path / "dead"
+    proc = mpibench(2, "load", *SHORT, "--users", "1,2", "--servers", "1x2x1", "--out", str(out),
+                    env=mpi_env(**{FAULT_ENV: "SIGILL:9"}))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("mpibench: point ") and "failed:" in line]
+    assert len(failed) == 2, proc.stderr
+    assert all("every engine configuration died in preflight" in line and "instructions this CPU lacks" in line
+               for line in failed)
+    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(journal) == 2 and all("cannot run on" in r["reply"]["error"] for r in journal)
+
