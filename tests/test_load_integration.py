@@ -4,10 +4,15 @@ Points are short (a few seconds): too few completions for a p99, so they are mar
 checked. On a 2-core node the generator takes one core and a 1 x S x 1 server the other."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
-from helpers import mpi_env, mpibench
+from helpers import mpi_env, mpibench, mpibench_command
 from mpibench.preflight import FAULT_ENV
 from mpibench.store.hdf5 import read_results
 
@@ -144,3 +149,45 @@ def test_a_model_no_engine_configuration_runs_fails_its_points_in_one_line_each(
     journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
     assert len(journal) == 2 and all("cannot run on" in r["reply"]["error"] for r in journal)
 
+
+def test_rebuild_keeps_how_a_load_run_ended(closed, tmp_path):
+    """A load run's planned points are not known up front: rebuild keeps the status its launch ended with, and a
+    launch killed before it ended (run.json still "running") is interrupted."""
+    out, _ = closed
+    copy = tmp_path / "complete"
+    shutil.copytree(out, copy)
+    (copy / "results.h5").unlink()
+    rebuilt = mpibench(None, "rebuild", str(copy))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout == f"{copy / 'results.h5'}: 4 load points, rebuilt from the journal; status complete\n"
+    again = read_results(copy)
+    assert again.attrs["status"] == "complete" and len(again.load_points) == 4
+
+    killed = tmp_path / "killed"
+    job = subprocess.Popen(mpibench_command(2, "load", *SHORT, "--users", "1,2,3", "--servers", "1x1x1", "--out",
+                                            str(killed)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=mpi_env(), start_new_session=True)
+    journal, deadline = killed / "journal.jsonl", time.monotonic() + 300
+    while not (journal.exists() and journal.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and job.poll() is None, "the first point never reached the journal"
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.communicate()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    rebuilt = mpibench(None, "rebuild", str(killed))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.endswith("load point, rebuilt from the journal; status interrupted\n") or \
+        rebuilt.stdout.endswith("load points, rebuilt from the journal; status interrupted\n")
+    partial = read_results(killed)
+    assert partial.attrs["status"] == "interrupted" and 1 <= len(partial.load_points) < 3
+
+
+def test_rebuild_of_a_load_run_with_a_damaged_point_says_so_in_one_line(closed, tmp_path):
+    copy = tmp_path / "damaged"
+    shutil.copytree(closed[0], copy)
+    with (copy / "journal.jsonl").open("a") as journal:
+        journal.write(json.dumps({"task_id": "x", "index": 9}) + "\n")  # valid JSON, but no point in it
+    rebuilt = mpibench(None, "rebuild", str(copy))
+    assert rebuilt.returncode == 2 and "Traceback" not in rebuilt.stderr
+    assert rebuilt.stderr == (f"mpibench: error: {copy}: its run.json or a load point of its journal.jsonl is "
+                              "damaged (KeyError: 'point')\n")
