@@ -69,6 +69,7 @@ def test_show_and_the_jtl_export_read_a_load_run(closed, tmp_path):
     out, _ = closed
     show = mpibench(None, "show", str(out))
     assert show.returncode == 0 and "P1xS2xT1" in show.stdout, show.stderr
+    assert "preflight fallback" not in show.stdout  # the engine ran as built
     jtl = tmp_path / "run.jtl"
     export = mpibench(None, "export", str(out), "--format", "jtl", "--out", str(jtl))
     assert export.returncode == 0, export.stderr
@@ -135,6 +136,10 @@ def test_load_runners_take_the_preflights_fallback(tmp_path):
     assert point["completed"] > 0 and point["failed"] == 0
     assert runner["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
     assert runner["engine_fallback"] == 1 and runner["engine_extra_bufts"] == 0
+    warning = f"warning: smollm2-135m on {point['hostname']} ran after a preflight fallback, not with its engine as built"
+    assert warning in proc.stdout  # the per-point table at the run's end, as show prints it
+    show = mpibench(None, "show", str(out))
+    assert show.returncode == 0 and warning in show.stdout, show.stderr
 
 
 def test_a_model_no_engine_configuration_runs_fails_its_points_in_one_line_each(tmp_path):
