@@ -13,6 +13,7 @@ import time
 import pytest
 
 from helpers import mpi_env, mpibench, mpibench_command
+from mpibench.load.records import from_record
 from mpibench.preflight import FAULT_ENV
 from mpibench.store.hdf5 import read_results
 
@@ -136,6 +137,7 @@ def test_load_runners_take_the_preflights_fallback(tmp_path):
     assert point["completed"] > 0 and point["failed"] == 0
     assert runner["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
     assert runner["engine_fallback"] == 1 and runner["engine_extra_bufts"] == 0
+    assert runner["hostname"] == point["hostname"]
     warning = f"warning: smollm2-135m on {point['hostname']} ran after a preflight fallback, not with its engine as built"
     assert warning in proc.stdout  # the per-point table at the run's end, as show prints it
     show = mpibench(None, "show", str(out))
@@ -151,8 +153,8 @@ def test_a_model_no_engine_configuration_runs_fails_its_points_in_one_line_each(
     assert len(failed) == 2, proc.stderr
     assert all("every engine configuration died in preflight" in line and "instructions this CPU lacks" in line
                for line in failed)
-    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
-    assert len(journal) == 2 and all("cannot run on" in r["reply"]["error"] for r in journal)
+    journal = [from_record(json.loads(line)) for line in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(journal) == 2 and all("cannot run on" in reply.error for _, reply in journal)
 
 
 def test_rebuild_keeps_how_a_load_run_ended(closed, tmp_path):

@@ -193,6 +193,7 @@ def test_load_runners_start_with_the_engine_the_preflight_chose_once_per_model(m
     for reply in (first, second):
         (recorded,) = json.loads(reply.runners_json)
         assert not reply.error and recorded["engine_extra_bufts"] == 0 and recorded["engine_fallback"] == 1
+        assert recorded["hostname"] == reply.hostname == worker.hostname
         assert recorded["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
 
 

@@ -4,7 +4,7 @@ to the one core no runner uses).
 
 The runners start with the engine settings their model's preflight chose, found once per model by the worker as
 for the study's tasks (worker.py, preflight.py): on a host where llama.cpp as built dies, they run with the
-fallback instead. Each runner's entry in the point's runners_json says what it ran with and why."""
+fallback instead. Each runner's entry in the point's runners_json says what it ran with, where, and why."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class LoadNode:
                 return LoadPointReply(point.index, hostname=self.hostname, error=f"{point.model}: {error}")
             self.key = key
         reply = run_point(point, self.runners)
-        runners = json.dumps([dict(asdict(r.ready), **self.recorded) for r in self.runners])
+        runners = json.dumps([dict(asdict(r.ready), hostname=self.hostname, **self.recorded) for r in self.runners])
         if any(r.status != OK for r in reply.requests):
             self.close(kill=True)  # a runner died, or requests were cut at the drain's end: start afresh
         return replace(reply, hostname=self.hostname, runners_json=runners)

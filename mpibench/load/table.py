@@ -38,8 +38,8 @@ def _row(point: dict) -> tuple[str, ...]:
 
 def fallback_lines(points: list[dict]) -> list[str]:
     """A warning per (model, host) whose load runners ran after a preflight fallback (their runners_json says so)."""
-    fallen = dict.fromkeys((p["model"], p["hostname"]) for p in points
-                           if any(r.get("engine_fallback") for r in json.loads(p.get("runners_json") or "[]")))
+    fallen = dict.fromkeys((p["model"], r.get("hostname", p["hostname"])) for p in points
+                           for r in json.loads(p.get("runners_json") or "[]") if r.get("engine_fallback"))
     return [fallback_warning(model, host) for model, host in fallen]
 
 
