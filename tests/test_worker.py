@@ -156,7 +156,7 @@ class LoadRunners:
     def __init__(self, monkeypatch):
         self.settings = []
         monkeypatch.setattr(node, "start_runners", self.start)
-        monkeypatch.setattr(node, "run_point", lambda point, runners: LoadPointReply(point.index))
+        monkeypatch.setattr(node, "run_point", lambda point, runners, **clock: LoadPointReply(point.index))
 
     def start(self, point, settings):
         self.settings.append(settings)
