@@ -31,6 +31,7 @@ from mpibench.export import to_llama_bench_csv
 from mpibench.findings import METHOD, answer_sentences
 from mpibench.load.labels import configuration, label, load, several_models
 from mpibench.load.metrics import KNEE_GOODPUT_SHARE
+from mpibench.load.table import fallback_lines
 from mpibench.metadata import host_lines, software_line
 from mpibench.roofline import bandwidth_lines
 from mpibench.stats import CV_LIMIT
@@ -231,11 +232,13 @@ def _load_sections(results: Results, drawn: Figures) -> list[Section]:
     points = results.load_points
     plots = tuple(Figure(p, _caption(p)) for p in drawn.paths if p.stem.startswith(LOAD_PLOT))
     skipped = tuple(s for s in drawn.skipped if s.startswith(LOAD_PLOT))
+    fallbacks = tuple(fallback_lines(points))
     return [
         Section("Load test", (Paragraph(
             f"{counted(len(points), 'load point')}: each a server configuration (P runners x S sequences batched "
             f"x T threads) under one load, measured over its steady window. Latencies count from each request's "
-            f"intended start, so queueing is in them (no coordinated omission)."),)),
+            f"intended start, so queueing is in them (no coordinated omission)."),)
+            + ((Items(fallbacks),) if fallbacks else ())),
         Section("Load points", (_load_table(points), Note("Columns", (
             "completed, failed: requests of the steady window; rates per second of the window; TTFT, TPOT and e2e: "
             "percentiles over the completed requests (p99 only from 300 completions, else -); goodput: completions "

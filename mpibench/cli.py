@@ -194,10 +194,13 @@ def cmd_determinism(args) -> int:
 
 
 def cmd_rebuild(args) -> int:
-    from mpibench.store.rundir import rebuild
+    from mpibench.store.rundir import LOAD_KIND, rebuild
+    from mpibench.table import counted
 
     path, header, recorded = rebuild(args.run_dir)
-    print(f"{path}: {recorded} of {header['total_tasks']} tasks, rebuilt from the journal; status {header['status']}")
+    held = counted(recorded, "load point") if header.get("kind") == LOAD_KIND else \
+        f"{recorded} of {header['total_tasks']} tasks"
+    print(f"{path}: {held}, rebuilt from the journal; status {header['status']}")
     return 0
 
 

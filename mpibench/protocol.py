@@ -382,6 +382,9 @@ class Ready:
     model_desc: str = ""
     model_bytes: int = 0
     cpus: str = ""
+    engine_variant: str = ""  # the CPU variant of a portable build it loaded ("" for a plain build)
+    engine_extra_bufts: int = 1  # its engine settings (ServeRequest's): extra buffer types on
+    engine_weight_buffers: str = ""  # the buffer types its weights went to (AMX, CPU_REPACK, CPU_Mapped)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,14 @@ def engine_lines(records: list[dict]) -> list[str]:
                  f"{', AMX tile-config fix' if r.get('engine_fix') else ''})" if config else "")
         lines.append(f"  engine on {host} for {model}: {config or 'none ran'}{built}; preflight: {attempts or '-'}")
         if r.get("engine_fallback"):
-            lines.append(f"  warning: {model} on {host} ran after a preflight fallback, not with its engine as "
-                         "built: see README, CPU notes, and run `mpibench doctor` there")
+            lines.append(f"  {fallback_warning(model, host)}")
     return lines
+
+
+def fallback_warning(model: str, host: str) -> str:
+    """The warning for a model that ran on a host after a preflight fallback (show, and a load run's table)."""
+    return (f"warning: {model} on {host} ran after a preflight fallback, not with its engine as built: see README, "
+            "CPU notes, and run `mpibench doctor` there")
 
 
 def engines_by_model(records: list[dict]) -> dict[str, list[str]]:

@@ -39,8 +39,10 @@ from mpibench.metadata import cpu_flags
 from mpibench.metrics import bench_throughput, latency
 from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadPoint,
                                LoadPointReply, LoadPrepare, LoadReady, LoadRequest, Measurement, ProbeReply,
-                               ProbeRequest, Result, Stop, TaskReply, decode, encode, fields_of, task_columns)
+                               ProbeRequest, Request, Result, Stop, TaskReply, decode, encode, fields_of,
+                               task_columns)
 from mpibench.signals import Interrupted
+from mpibench.tasks import Task
 
 LOAD_FAILED = "model failed to load"
 DOCTOR_HINT = "`mpibench doctor` on this node checks its llama.cpp build against its CPU"
@@ -186,7 +188,6 @@ class Worker:
                      f"{advice}{then}")
         failure = (f"{model} cannot run on {self.hostname}: every engine configuration died in preflight "
                    f"({preflight.summary(attempts)}); {advice}")
-        self.say(f"error: {failure}; its tasks are recorded as not run")
         return None, EngineChoice(None, tuple(attempts), failure, runner.facts)
 
     def start_runner(self, job: Job) -> Runner | None:
@@ -198,7 +199,27 @@ class Worker:
         runner, choice = self.preflight(job)
         if choice is not None:
             self.engines[job.model_path] = choice
+            if choice.settings is None:
+                self.say(f"error: {choice.failure}; its tasks are recorded as not run")
         return runner
+
+    def load_engine(self, point: LoadPoint, cores: tuple[int, ...]) -> EngineChoice:
+        """The engine settings a load point's runners start with: its model's preflight choice, as the study's
+        tasks get it (run now, in a study runner on `cores` closed after it, if this worker has not yet). A model
+        that does not load gets a choice without settings that says why (not kept: as for a study group, the next
+        series tries again)."""
+        choice = self.engines.get(point.model_path)
+        if choice is not None:
+            return choice
+        job = Job(Task("", -1, point.model, "preflight", len(cores), 0), cores, point.model_path, point.prompt_format,
+                  Request(), point.n_ctx, point.seed, None)
+        runner, choice = self.preflight(job)
+        if runner is not None:
+            runner.close()
+        if choice is None:
+            return EngineChoice(None, (), f"{point.model}: {runner.loaded.error}")
+        self.engines[point.model_path] = choice
+        return choice
 
     def execute(self, job: Job | ProbeRequest | LoadPrepare | LoadPoint) -> TaskReply | ProbeReply | LoadReady | \
             LoadPointReply:
@@ -209,7 +230,7 @@ class Worker:
             if self.load_node is None:
                 from mpibench.load.node import LoadNode
 
-                self.load_node = LoadNode()
+                self.load_node = LoadNode(self.load_engine)
             return self.load_node.prepare(job.point) if isinstance(job, LoadPrepare) else self.load_node.run(job)
         if isinstance(job, ProbeRequest):
             try:

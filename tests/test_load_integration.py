@@ -4,10 +4,17 @@ Points are short (a few seconds): too few completions for a p99, so they are mar
 checked. On a 2-core node the generator takes one core and a 1 x S x 1 server the other."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
-from helpers import mpibench
+from helpers import mpi_env, mpibench, mpibench_command
+from mpibench.load.records import from_record
+from mpibench.preflight import FAULT_ENV
 from mpibench.store.hdf5 import read_results
 
 pytestmark = pytest.mark.integration
@@ -41,6 +48,11 @@ def test_a_closed_loop_records_every_point_and_request_from_the_intended_start(c
     queued = [r for r in results.requests if r["point"] == three_users["point"] and r["phase"] == "steady"]
     assert max(r["queue_s"] for r in queued) > 0  # 3 users on one single-sequence runner wait their turn
     assert results.timeline and "point" in proc.stdout  # the per-point table
+    for point in points:  # every runner of every point ran the engine as built, which the preflight passed
+        runners = json.loads(point["runners_json"])
+        assert len(runners) == 1 and runners[0]["preflight"] == "1 as built: ok"
+        assert runners[0]["engine_fallback"] == 0 and runners[0]["engine_extra_bufts"] == 1
+        assert "CPU" in runners[0]["engine_weight_buffers"]
 
 
 def test_a_batching_runner_serves_two_requests_at_once_and_a_single_one_never_does(closed):
@@ -58,6 +70,7 @@ def test_show_and_the_jtl_export_read_a_load_run(closed, tmp_path):
     out, _ = closed
     show = mpibench(None, "show", str(out))
     assert show.returncode == 0 and "P1xS2xT1" in show.stdout, show.stderr
+    assert "preflight fallback" not in show.stdout  # the engine ran as built
     jtl = tmp_path / "run.jtl"
     export = mpibench(None, "export", str(out), "--format", "jtl", "--out", str(jtl))
     assert export.returncode == 0, export.stderr
@@ -127,3 +140,81 @@ def test_a_load_that_does_not_fit_the_launch_is_refused_in_one_line(tmp_path, fl
     proc = mpibench(2, "load", *SHORT, "--users", "1", *flags, "--out", str(tmp_path / "no"))
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+
+def test_load_runners_take_the_preflights_fallback(tmp_path):
+    """The model's preflight is made to die by SIGSEGV as built (fault injection: this VM has no AMX, so the GCC
+    tile-config crash cannot happen here): the load runners start with extra buffer types off, and say so."""
+    out = tmp_path / "fallback"
+    proc = mpibench(2, "load", *SHORT, "--users", "2", "--servers", "1x2x1", "--out", str(out),
+                    env=mpi_env(**{FAULT_ENV: "SIGSEGV:1"}))
+    assert proc.returncode == 0, proc.stderr
+    assert "preflight (as built) died by SIGSEGV (signal 11)" in proc.stderr
+    assert "smollm2-135m runs with extra buffer types off, not as built" in proc.stderr
+    (point,) = read_results(out).load_points
+    (runner,) = json.loads(point["runners_json"])
+    assert point["completed"] > 0 and point["failed"] == 0
+    assert runner["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
+    assert runner["engine_fallback"] == 1 and runner["engine_extra_bufts"] == 0
+    assert runner["hostname"] == point["hostname"]
+    warning = f"warning: smollm2-135m on {point['hostname']} ran after a preflight fallback, not with its engine as built"
+    assert warning in proc.stdout  # the per-point table at the run's end, as show prints it
+    show = mpibench(None, "show", str(out))
+    assert show.returncode == 0 and warning in show.stdout, show.stderr
+
+
+def test_a_model_no_engine_configuration_runs_fails_its_points_in_one_line_each(tmp_path):
+    out = tmp_path / "dead"
+    proc = mpibench(2, "load", *SHORT, "--users", "1,2", "--servers", "1x2x1", "--out", str(out),
+                    env=mpi_env(**{FAULT_ENV: "SIGILL:9"}))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("mpibench: point ") and "failed:" in line]
+    assert len(failed) == 2, proc.stderr
+    assert all("every engine configuration died in preflight" in line and "instructions this CPU lacks" in line
+               for line in failed)
+    journal = [from_record(json.loads(line)) for line in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(journal) == 2 and all("cannot run on" in reply.error for _, reply in journal)
+
+
+def test_rebuild_keeps_how_a_load_run_ended(closed, tmp_path):
+    """A load run's planned points are not known up front: rebuild keeps the status its launch ended with, and a
+    launch killed before it ended (run.json still "running") is interrupted."""
+    out, _ = closed
+    copy = tmp_path / "complete"
+    shutil.copytree(out, copy)
+    (copy / "results.h5").unlink()
+    rebuilt = mpibench(None, "rebuild", str(copy))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout == f"{copy / 'results.h5'}: 4 load points, rebuilt from the journal; status complete\n"
+    again = read_results(copy)
+    assert again.attrs["status"] == "complete" and len(again.load_points) == 4
+
+    killed = tmp_path / "killed"
+    job = subprocess.Popen(mpibench_command(2, "load", *SHORT, "--users", "1,2,3", "--servers", "1x1x1", "--out",
+                                            str(killed)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=mpi_env(), start_new_session=True)
+    journal, deadline = killed / "journal.jsonl", time.monotonic() + 300
+    while not (journal.exists() and journal.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and job.poll() is None, "the first point never reached the journal"
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.communicate()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    rebuilt = mpibench(None, "rebuild", str(killed))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.endswith("load point, rebuilt from the journal; status interrupted\n") or \
+        rebuilt.stdout.endswith("load points, rebuilt from the journal; status interrupted\n")
+    partial = read_results(killed)
+    assert partial.attrs["status"] == "interrupted" and 1 <= len(partial.load_points) < 3
+
+
+def test_rebuild_of_a_load_run_with_a_damaged_point_says_so_in_one_line(closed, tmp_path):
+    copy = tmp_path / "damaged"
+    shutil.copytree(closed[0], copy)
+    with (copy / "journal.jsonl").open("a") as journal:
+        journal.write(json.dumps({"task_id": "x", "index": 9}) + "\n")  # valid JSON, but no point in it
+    rebuilt = mpibench(None, "rebuild", str(copy))
+    assert rebuilt.returncode == 2 and "Traceback" not in rebuilt.stderr
+    assert rebuilt.stderr == (f"mpibench: error: {copy}: its run.json or a load point of its journal.jsonl is "
+                              "damaged (KeyError: 'point')\n")

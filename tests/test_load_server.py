@@ -150,6 +150,13 @@ def test_unified_kv_is_recorded_as_llama_cpp_took_it(model):
         assert (process.ready.kv_unified, process.ready.slots, process.ready.n_ctx) == (unified, 4, 1024)
 
 
+def test_ready_says_the_engine_settings_the_runner_ran_with(model):
+    for extra in (True, False):
+        process = runner(model, 2, extra_bufts=extra)
+        process.close()
+        assert process.ready.engine_extra_bufts == int(extra) and "CPU" in process.ready.engine_weight_buffers
+
+
 def test_closing_stdin_finishes_what_runs_then_exits(model):
     process = runner(model, 2)
     process.submit(Submit(1, prompt_tokens=8, max_tokens=30, ignore_eos=True))
@@ -190,7 +197,7 @@ def point(model: str, partitions: int, generator_core: int, cores=(0, 1)) -> Loa
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
 def test_start_runners_puts_each_runner_on_its_own_cores(model):
     cores = tuple(sorted(os.sched_getaffinity(0))[:2])
-    runners = start_runners(point(model, 2, -1, cores))
+    runners = start_runners(point(model, 2, -1, cores), EngineSettings())
     try:
         readies = [r.wait_ready(READY_S) for r in runners]
         pinned = [os.sched_getaffinity(r.process.pid) for r in runners]
@@ -199,7 +206,7 @@ def test_start_runners_puts_each_runner_on_its_own_cores(model):
             r.close()
     assert sorted(r.cpus for r in readies) == sorted(str(c) for c in cores)
     assert pinned[0].isdisjoint(pinned[1]) and len(pinned[0]) == len(pinned[1]) == 1
-    [alone] = start_runners(point(model, 1, cores[0], cores))
+    [alone] = start_runners(point(model, 1, cores[0], cores), EngineSettings())
     try:
         assert alone.wait_ready(READY_S).cpus == str(cores[1])
     finally:

@@ -1,6 +1,9 @@
 """A worker rank with fake runners and a fake channel (no processes, no MPI), and the runner's task step
-with a fake engine: which runner serves which job, what each reply records, and how serve() ends."""
+with a fake engine: which runner serves which job, what each reply records, and how serve() ends; a load point's
+runners with fake ones: the engine settings the model's preflight chose."""
 
+import dataclasses
+import json
 import os
 import signal
 from collections import deque
@@ -8,12 +11,16 @@ from dataclasses import dataclass
 
 import pytest
 
+from load_fakes import fake_point
+
 from mpibench import preflight, runner
 from mpibench.affinity import parse_cpu_list
 from mpibench.config import build_config
 from mpibench.engine.llama import Generation
-from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, Measurement,
-                               Request, Stop)
+from mpibench.load import node
+from mpibench.load.runners import runner_cores
+from mpibench.protocol import (FAILED, NOT_RUN, OK, TIMEOUT, EngineFacts, Failed, Job, Loaded, LoadPointReply,
+                               LoadShape, Measurement, Phases, Ready, Request, ServerConfig, Stop)
 from mpibench.signals import Interrupted
 from mpibench.tasks import expand
 from mpibench.worker import LOAD_FAILED, Worker
@@ -141,6 +148,71 @@ def test_a_model_no_configuration_runs_is_not_run_without_starting_more_runners(
     assert (first.status, second.status) == (NOT_RUN, NOT_RUN) and len(play.started) == 2
     assert "every engine configuration died in preflight" in first.error and first.error == second.error
     assert first.preflight == "1 as built: SIGILL (signal 4); 2 extra buffer types off: SIGILL (signal 4)"
+
+
+class LoadRunners:
+    """Fake load runners for LoadNode: each start's engine settings, and a Ready that says them."""
+
+    def __init__(self, monkeypatch):
+        self.settings = []
+        monkeypatch.setattr(node, "start_runners", self.start)
+        monkeypatch.setattr(node, "run_point", lambda point, runners, **clock: LoadPointReply(point.index))
+
+    def start(self, point, settings):
+        self.settings.append(settings)
+        ready = Ready(load_s=0.1, slots=point.server.slots, n_ctx=point.n_ctx, kv_unified=False,
+                      engine_extra_bufts=int(settings.extra_bufts))
+        return [LoadRunner(ready) for _ in range(point.server.partitions)]
+
+
+@dataclass
+class LoadRunner:
+    ready: Ready
+
+    def wait_ready(self, limit_s):
+        return self.ready
+
+    def close(self, kill=False):
+        pass
+
+
+def load_points():
+    """Two points of two series (another server configuration: the node starts new runners)."""
+    return [dataclasses.replace(fake_point(LoadShape("closed", users=1), Phases()), index=i, server=ServerConfig(1, s, 1))
+            for i, s in enumerate((1, 2))]
+
+
+def test_load_runners_start_with_the_engine_the_preflight_chose_once_per_model(monkeypatch):
+    play = script(loads=[Failed("runner killed by signal 11: ", dead=True, signal=signal.SIGSEGV), LOADED])
+    runners, worker = LoadRunners(monkeypatch), play.worker()
+    first, second = (worker.execute(point) for point in load_points())
+    assert [r.settings for r in play.started] == [preflight.EngineSettings(), preflight.EngineSettings(extra_bufts=False)]
+    assert [r.closed for r in play.started] == ["closed", "closed"]  # the preflight's runners make way for the load's
+    assert play.started[0].key[1] == runner_cores(load_points()[0])[0]  # on the first load runner's cores
+    assert runners.settings == [preflight.EngineSettings(extra_bufts=False)] * 2  # the second series: no preflight
+    for reply in (first, second):
+        (recorded,) = json.loads(reply.runners_json)
+        assert not reply.error and recorded["engine_extra_bufts"] == 0 and recorded["engine_fallback"] == 1
+        assert recorded["hostname"] == reply.hostname == worker.hostname
+        assert recorded["preflight"] == "1 as built: SIGSEGV (signal 11); 2 extra buffer types off: ok"
+
+
+def test_a_load_point_whose_model_cannot_run_fails_with_the_reason_and_starts_no_load_runner(monkeypatch):
+    dead = Failed("runner killed by signal 4: ", dead=True, signal=signal.SIGILL)
+    play = script(loads=[dead, dead])
+    runners, worker = LoadRunners(monkeypatch), play.worker()
+    first, second = (worker.execute(point) for point in load_points())
+    assert "fake cannot run on" in first.error and "every engine configuration died in preflight" in first.error
+    assert second.error == first.error and len(play.started) == 2 and runners.settings == []
+
+
+def test_a_load_point_whose_model_does_not_load_says_why_and_the_next_series_tries_again(monkeypatch):
+    play = script(loads=[Failed(f"{LOAD_FAILED}: llama.cpp could not load /fake"), LOADED])
+    runners, worker = LoadRunners(monkeypatch), play.worker()
+    first, second = (worker.execute(point) for point in load_points())
+    assert first.error == f"fake: {LOAD_FAILED}: llama.cpp could not load /fake" and first.requests == ()
+    assert not second.error and runners.settings == [preflight.EngineSettings()]
+    assert [r.attempt for r in play.started] == [1, 1]
 
 
 class Channel:

@@ -119,12 +119,17 @@ def partition_cores(cores: tuple[int, ...], generator_core: int, partitions: int
     return [tuple(usable[i * threads:(i + 1) * threads]) for i in range(partitions)]
 
 
-def start_runners(point: LoadPoint, settings: EngineSettings = EngineSettings()) -> list[RunnerProcess]:
-    """The point's P runners, each on T cores of its own (physical first, never the generator's), loading at once;
-    the caller waits for each one's Ready."""
+def runner_cores(point: LoadPoint) -> list[tuple[int, ...]]:
+    """The cores of each of the point's P runners: T cores of its own, physical first, never the generator's."""
     cores = physical_first(point.cores, core_siblings(point.cores))
+    return partition_cores(cores, point.generator_core, point.server.partitions, point.server.threads)
+
+
+def start_runners(point: LoadPoint, settings: EngineSettings) -> list[RunnerProcess]:
+    """The point's P runners on their cores (runner_cores), with the engine settings its model's preflight chose,
+    loading at once; the caller waits for each one's Ready."""
     server = point.server
     requests = [ServeRequest(point.model_path, cores, len(cores), server.slots, point.n_ctx, point.seed,
                              point.prompt_format, server.kv_unified, settings.avoid_amx, settings.extra_bufts)
-                for cores in partition_cores(cores, point.generator_core, server.partitions, server.threads)]
+                for cores in runner_cores(point)]
     return [RunnerProcess.start(request) for request in requests]

@@ -76,14 +76,16 @@ def main() -> int:
     try:
         from mpibench.engine import llama
 
-        llama.load_cpu_backend(request.avoid_amx)
+        _, variant = llama.load_cpu_backend(request.avoid_amx)
         started = time.perf_counter()
         engine = llama.BatchedEngine(request.model_path, request.threads, request.slots, request.n_ctx, request.seed,
                                      request.prompt_format, request.kv_unified, request.extra_bufts)
         desc, size, _ = engine.description()
         reply(Ready(load_s=time.perf_counter() - started, slots=len(engine.free), n_ctx=engine.total_ctx,
                     kv_unified=engine.kv_unified_taken, model_desc=desc, model_bytes=size,
-                    cpus=format_cpu_list(os.sched_getaffinity(0))))
+                    cpus=format_cpu_list(os.sched_getaffinity(0)), engine_variant=variant,
+                    engine_extra_bufts=int(request.extra_bufts),
+                    engine_weight_buffers=",".join(engine.weight_buffers)))
     except Exception as error:
         reply(Failed(f"model failed to load: {error}"))
         return 1

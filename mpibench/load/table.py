@@ -1,12 +1,14 @@
-"""`mpibench show` for a load run (pure): one line per load point, then the validity rules each point broke."""
+"""`mpibench show` for a load run (pure): one line per load point, then the validity rules each point broke, and
+a warning where a model's load runners ran after a preflight fallback."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING
 
 from mpibench.load.labels import configuration
-from mpibench.summary import format_number
+from mpibench.summary import fallback_warning, format_number
 from mpibench.table import table_lines
 
 if TYPE_CHECKING:
@@ -34,6 +36,13 @@ def _row(point: dict) -> tuple[str, ...]:
             "*" if point["knee"] else "")
 
 
+def fallback_lines(points: list[dict]) -> list[str]:
+    """A warning per (model, host) whose load runners ran after a preflight fallback (their runners_json says so)."""
+    fallen = dict.fromkeys((p["model"], r.get("hostname", p["hostname"])) for p in points
+                           for r in json.loads(p.get("runners_json") or "[]") if r.get("engine_fallback"))
+    return [fallback_warning(model, host) for model, host in fallen]
+
+
 def point_table(results: Results, markdown: bool = False) -> str:
     """A load run's per-point table, notes on its columns, and each point's validity (the rules it broke), as
     lines ending in a newline."""
@@ -50,4 +59,6 @@ def point_table(results: Results, markdown: bool = False) -> str:
     validity = [f"point {p['point']} ({configuration(p)}, {p['load']}): "
                 + ("valid" if p["valid"] else f"invalid: {p['invalid_reasons']}") for p in points]
     gap = [""] if markdown else []
-    return "\n".join(lines + gap + notes + gap + ["validity rules per point:"] + validity) + "\n"
+    warnings = fallback_lines(points)
+    return "\n".join(lines + gap + notes + gap + ["validity rules per point:"] + validity
+                     + (gap + warnings if warnings else [])) + "\n"

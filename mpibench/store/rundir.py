@@ -84,8 +84,12 @@ def _write_results(run_dir: Path, header: dict, records: list[dict]) -> None:
         from mpibench.load.metrics import summarise
         from mpibench.load.records import from_record
 
-        slos = load_config_from_json(header["config_json"]).slos
-        points = [from_record(r) for r in sorted(records, key=lambda r: r["index"])]
+        try:
+            slos = load_config_from_json(header["config_json"]).slos
+            points = [from_record(r) for r in sorted(records, key=lambda r: r["index"])]
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunDirError(f"{run_dir}: its {HEADER_FILE} or a load point of its {JOURNAL_FILE} is damaged "
+                              f"({type(error).__name__}: {error})") from None
         write_results(run_dir / RESULTS_FILE, header, [], load=[summarise(p, r, slos) for p, r in points if not r.error])
         return
     write_results(run_dir / RESULTS_FILE, dict(header, hosts=annotate_hosts(header["hosts"], records)), records)
@@ -97,13 +101,19 @@ def rank0_clock() -> tuple[float, float]:
     return time.monotonic(), used.ru_utime + used.ru_stime
 
 
+def ended(status: str) -> str:
+    """A launch's status once it is over: "complete" stays; anything else is "interrupted" (run.json still says
+    "running" when the launch never closed: killed, or a node lost)."""
+    return status if status == "complete" else "interrupted"
+
+
 def close_launch(run_dir: Path, header: dict, journal: Journal, started: tuple[float, float]) -> list[dict]:
     """End this launch of a run: its header takes the end time, rank 0's wall and CPU seconds since `started`
     (rank0_clock) and its status ("complete" stays, anything else becomes "interrupted"); the journal closes and
     run.json and results.h5 are written. Returns the records results.h5 holds."""
     wall, cpu = rank0_clock()
     header.update(finished=timestamp(), wall_s=wall - started[0], coordinator_cpu_s=cpu - started[1],
-                  status=header["status"] if header["status"] == "complete" else "interrupted")
+                  status=ended(header["status"]))
     journal.close()
     write_header(run_dir, header)
     return snapshot(run_dir, header)
@@ -149,11 +159,15 @@ def previous_runs(folder: Path) -> list[tuple[Path, dict, list[dict]]]:
 
 
 def rebuild(run_dir: str | Path) -> tuple[Path, dict, int]:
-    """Write results.h5 again from run.json and the journal alone; returns (path, the header written, tasks
-    recorded). A run whose journal lacks some of its tasks (it died, or its last line was torn) is
-    "interrupted", whatever run.json said."""
+    """Write results.h5 again from run.json and the journal alone; returns (path, the header written, tasks or
+    load points recorded). A run whose journal lacks some of its tasks (it died, or its last line was torn) is
+    "interrupted", whatever run.json said. A load run's points are not known up front (a sweep plans them as it
+    goes): its status is the one its last launch ended with, "interrupted" if that launch never ended."""
     run_dir = Path(run_dir)
     header, records = read_run(run_dir)
-    header["status"] = "complete" if len(records) >= int(header["total_tasks"]) else "interrupted"
+    if header.get("kind") == LOAD_KIND:
+        header["status"] = ended(header.get("status", ""))
+    else:
+        header["status"] = "complete" if len(records) >= int(header["total_tasks"]) else "interrupted"
     _write_results(run_dir, header, records)
     return run_dir / RESULTS_FILE, header, len(records)

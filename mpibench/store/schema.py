@@ -259,7 +259,9 @@ LOAD_POINT_DEFINITIONS = {
     "warmup_s": "seconds of load after the ramp-up, before the measured window",
     "cooldown_s": "seconds of load after the window, so that the window's last requests met a loaded server",
     "drain_s": "the longest the requests in the system were waited for after the load stopped",
-    "runners_json": "each runner's Ready message: slots, context, KV layout, model, CPUs",
+    "runners_json": "each runner's Ready message: slots, context, KV layout, model, CPUs, engine_variant, "
+                    "engine_extra_bufts, engine_weight_buffers; with its hostname, its model's preflight and "
+                    "engine_fallback",
     "error": "why the point did not run (a runner failed to start); empty when it ran",
     "duration_s": "the steady window asked, seconds",
     "window_s": "the steady window measured: from its start (ramp-up + warm-up) to the earlier of its asked end and "
