@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from mpibench.load.runners import RunnerError
 from mpibench.protocol import Finished, LoadPoint, LoadShape, Phases, ServerConfig, Submit, Workload, decode, encode
 
 NS = 1_000_000_000
@@ -123,7 +124,7 @@ class SimRunner:
 
     def events(self) -> list[Finished]:
         if 0 <= self.script.die_ns <= self.clock():
-            raise RuntimeError("runner killed by signal 9")
+            raise RunnerError("runner killed by signal 9")
         done = []
         while self.pending and self.pending[0][0] <= self.clock():
             done.append(heapq.heappop(self.pending)[2])
@@ -164,7 +165,7 @@ class FakeRunner:
             self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         if ended and not lines:
-            raise RuntimeError(f"runner exited with code {self.process.wait()}")
+            raise RunnerError(f"runner exited with code {self.process.wait()}")
         return [decode(line.decode()) for line in lines]
 
     def close(self, kill: bool = False) -> None:

@@ -205,3 +205,15 @@ def test_a_real_runner_that_dies_is_read_as_failed():
     assert [r.status for r in reply.requests] == [FAILED, NOT_RUN]  # the user's next request: no runner left
     assert reply.requests[0].error == "runner 0 failed: runner exited with code 3"
     assert 150_000_000 < reply.requests[0].end_ns < 1_000_000_000
+
+
+def test_a_bug_in_a_runner_handle_is_raised_not_read_as_a_dead_runner():
+    """Only RunnerError and OSError mean a runner is gone; anything else is a bug and must not be swallowed."""
+    class Buggy(SimRunner):
+        def events(self):
+            raise ValueError("a bug")
+
+    clock = SimClock()
+    with pytest.raises(ValueError, match="a bug"):
+        run_point(point(LoadShape("open", rate=1, arrivals="constant"), Phases(duration_s=2)),
+                  [Buggy(clock, Script(0.1))], clock=clock, wait=clock.wait)

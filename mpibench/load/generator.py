@@ -12,8 +12,9 @@ next intended start, else the drain's end).
 
 Ends: nothing is issued from the end of cool-down on; the requests in the system go on for up to drain_s. Then
 queued requests are NOT_RUN and submitted ones FAILED as unfinished; the caller closes the runners (killing them
-if any request was unfinished). A runner that dies (or whose handle raises) fails its submitted requests with
-the reason; the point goes on with the other runners, and ends when none is left (queued requests NOT_RUN).
+if any request was unfinished). A runner that dies (its handle raises RunnerError or OSError) fails its submitted
+requests with the reason; the point goes on with the other runners, and ends when none is left (queued requests
+NOT_RUN). Any other exception is a bug and propagates.
 
 `run_point` pins its calling thread to the point's generator core for the point and restores its affinity after.
 """
@@ -29,7 +30,10 @@ from collections import deque
 from contextlib import contextmanager
 
 from mpibench.load import schedule
+from mpibench.load.runners import RunnerError
 from mpibench.protocol import FAILED, NOT_RUN, OK, Finished, LoadPoint, LoadPointReply, RequestRecord, Submit
+
+RUNNER_FAILURES = (RunnerError, OSError)  # what a runner handle raises when its runner is gone; anything else is a bug
 
 
 def select_wait(runners: list, timeout_s: float) -> list:
@@ -149,7 +153,7 @@ class _Generator:
             request = self.queue[0]
             try:
                 self.runners[best].submit(self.message(request))
-            except Exception as error:  # a dead runner's pipe: it fails, the request stays first in the queue
+            except RUNNER_FAILURES as error:  # a dead runner's pipe: it fails, the request stays first in the queue
                 self.fail_runner(best, error, self.now())
                 continue
             self.queue.popleft()
@@ -160,7 +164,7 @@ class _Generator:
         """Record the answers a runner has (or fail it, if it died)."""
         try:
             answers = self.runners[index].events()
-        except Exception as error:  # the runner died (RunnerError) or its pipe broke: it fails, the point goes on
+        except RUNNER_FAILURES as error:  # the runner died or its pipe broke: it fails, the point goes on
             self.fail_runner(index, error, now)
             return
         for answer in answers:
