@@ -165,6 +165,28 @@ def test_the_loop_waits_instead_of_spinning():
     assert len(reply.requests) == 99 and clock.waits <= 2 * len(reply.requests) + 2
 
 
+def test_requests_due_when_answers_come_are_issued_before_the_answers_are_read():
+    """Every answer (0.1 s service) comes just as the next request is due (10/s), and reading it takes 2 ms: the
+    request is issued first, on time."""
+    clock = SimClock()
+    runner = SimRunner(clock, Script(0.1), call_ns=2_000_000)
+    reply = run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=2)), [runner],
+                      clock=clock, wait=clock.wait)
+    assert len(reply.requests) == 19 and all(r.status == OK for r in reply.requests)
+    assert [r.dispatch_ns for r in reply.requests] == [r.intended_ns for r in reply.requests]
+
+
+def test_time_spent_submitting_does_not_delay_the_next_deadline():
+    """Submitting takes 3 ms and no answer comes within the point: each wait still ends at the next intended
+    start, not 3 ms after it."""
+    clock = SimClock()
+    runner = SimRunner(clock, Script(5.0), slots=50, call_ns=3_000_000)
+    reply = run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=2, drain_s=10),
+                            slots=50), [runner], clock=clock, wait=clock.wait)
+    assert len(reply.requests) == 19 and all(r.status == OK for r in reply.requests)
+    assert [r.dispatch_ns for r in reply.requests] == [r.intended_ns for r in reply.requests]
+
+
 def test_a_later_t0_is_waited_for():
     clock = SimClock()
     runner = SimRunner(clock, Script(0.1))

@@ -100,14 +100,18 @@ class _Generator:
         return time.time() - self.now() / 1e9
 
     def run(self) -> None:
+        """The loop. On waking, due requests are issued before answers are read, so that reading them does not
+        delay the dispatch; the wait's timeout is taken from the clock just before it, so that time spent
+        submitting does not delay the next deadline."""
         while True:
             now = self.now()
             self.issue(now)
             self.submit()
             if self.over(now):
                 return
-            ready = self.wait([self.runners[i] for i in self.alive], self.timeout(now))
+            ready = self.wait([self.runners[i] for i in self.alive], self.timeout(self.now()))
             now = self.now()
+            self.issue(now)
             for runner in ready:
                 self.collect(self.runners.index(runner), now)
 
