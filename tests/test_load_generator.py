@@ -1,8 +1,10 @@
 """The load generator's dispatch loop (mpibench/load/generator.py), on a fake clock with in-memory runners, and
 for a few seconds on real pipes with child-process runners."""
 
+import gc
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -185,6 +187,32 @@ def test_time_spent_submitting_does_not_delay_the_next_deadline():
                             slots=50), [runner], clock=clock, wait=clock.wait)
     assert len(reply.requests) == 19 and all(r.status == OK for r in reply.requests)
     assert [r.dispatch_ns for r in reply.requests] == [r.intended_ns for r in reply.requests]
+
+
+def timer_slack_ns():
+    """The main thread's timer slack (the tests call run_point on it)."""
+    return int(Path("/proc/self/timerslack_ns").read_text())
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_point_runs_with_the_least_timer_slack_and_no_cyclic_gc_and_both_come_back(collecting):
+    clock = SimClock()
+    seen = set()
+
+    def wait(runners, timeout_s):
+        seen.add((timer_slack_ns(), gc.isenabled()))
+        return clock.wait(runners, timeout_s)
+
+    slack = timer_slack_ns()
+    assert slack > 1  # the kernel's default (50 us)
+    (gc.enable if collecting else gc.disable)()
+    try:
+        run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=1)),
+                  [SimRunner(clock, Script(0.05))], clock=clock, wait=wait)
+        assert seen == {(1, False)}
+        assert (timer_slack_ns(), gc.isenabled()) == (slack, collecting)
+    finally:
+        gc.enable()
 
 
 def test_a_later_t0_is_waited_for():
