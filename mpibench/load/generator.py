@@ -61,9 +61,9 @@ TIMER_SLACK_NS = 1  # the least a thread can ask for; the default, 50 us, lets t
 
 @contextmanager
 def punctual():
-    """For the block: the calling thread's timer slack at its least and Python's cyclic GC off (a collection over
-    the point's request records stopped the loop for up to a few ms: nothing the loop frees is cyclic); both as
-    before after."""
+    """For the block: the calling thread's timer slack at its least and Python's cyclic GC off (collections over
+    the point's growing request records stopped the loop for up to tens of ms; nothing the loop frees is cyclic);
+    both as before after."""
     prctl = ctypes.CDLL(None).prctl
     slack, collecting = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), gc.isenabled()
     prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(TIMER_SLACK_NS), 0, 0, 0)
