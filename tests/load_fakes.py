@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from mpibench.load.runners import RunnerError
 from mpibench.protocol import Finished, LoadPoint, LoadShape, Phases, ServerConfig, Submit, Workload, decode, encode
 
 NS = 1_000_000_000
@@ -97,10 +98,11 @@ class SimClock:
 
 
 class SimRunner:
-    """A runner in memory on a SimClock; `submitted` keeps what it was sent and `peak` the most it held at once."""
+    """A runner in memory on a SimClock; `submitted` keeps what it was sent and `peak` the most it held at once.
+    Each submit and events call takes `call_ns` of the clock (as writing and reading pipes takes time)."""
 
-    def __init__(self, clock: SimClock, script: Script = Script(), slots: int = 1):
-        self.clock, self.script, self.slots = clock, script, slots
+    def __init__(self, clock: SimClock, script: Script = Script(), slots: int = 1, call_ns: int = 0):
+        self.clock, self.script, self.slots, self.call_ns = clock, script, slots, call_ns
         self.service = Service(script, slots)
         self.pending: list[tuple[int, int, Finished]] = []
         self.submitted: list[Submit] = []
@@ -120,13 +122,15 @@ class SimRunner:
         heapq.heappush(self.pending, (answer.end_ns, message.request, answer))
         self.submitted.append(message)
         self.peak = max(self.peak, len(self.pending))
+        self.clock.ns += self.call_ns
 
     def events(self) -> list[Finished]:
         if 0 <= self.script.die_ns <= self.clock():
-            raise RuntimeError("runner killed by signal 9")
+            raise RunnerError("runner killed by signal 9")
         done = []
         while self.pending and self.pending[0][0] <= self.clock():
             done.append(heapq.heappop(self.pending)[2])
+        self.clock.ns += self.call_ns
         return done
 
     def close(self, kill: bool = False) -> None:
@@ -164,7 +168,7 @@ class FakeRunner:
             self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         if ended and not lines:
-            raise RuntimeError(f"runner exited with code {self.process.wait()}")
+            raise RunnerError(f"runner exited with code {self.process.wait()}")
         return [decode(line.decode()) for line in lines]
 
     def close(self, kill: bool = False) -> None:

@@ -1,8 +1,10 @@
 """The load generator's dispatch loop (mpibench/load/generator.py), on a fake clock with in-memory runners, and
 for a few seconds on real pipes with child-process runners."""
 
+import gc
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +167,54 @@ def test_the_loop_waits_instead_of_spinning():
     assert len(reply.requests) == 99 and clock.waits <= 2 * len(reply.requests) + 2
 
 
+def test_requests_due_when_answers_come_are_issued_before_the_answers_are_read():
+    """Every answer (0.1 s service) comes just as the next request is due (10/s), and reading it takes 2 ms: the
+    request is issued first, on time."""
+    clock = SimClock()
+    runner = SimRunner(clock, Script(0.1), call_ns=2_000_000)
+    reply = run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=2)), [runner],
+                      clock=clock, wait=clock.wait)
+    assert len(reply.requests) == 19 and all(r.status == OK for r in reply.requests)
+    assert [r.dispatch_ns for r in reply.requests] == [r.intended_ns for r in reply.requests]
+
+
+def test_time_spent_submitting_does_not_delay_the_next_deadline():
+    """Submitting takes 3 ms and no answer comes within the point: each wait still ends at the next intended
+    start, not 3 ms after it."""
+    clock = SimClock()
+    runner = SimRunner(clock, Script(5.0), slots=50, call_ns=3_000_000)
+    reply = run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=2, drain_s=10),
+                            slots=50), [runner], clock=clock, wait=clock.wait)
+    assert len(reply.requests) == 19 and all(r.status == OK for r in reply.requests)
+    assert [r.dispatch_ns for r in reply.requests] == [r.intended_ns for r in reply.requests]
+
+
+def timer_slack_ns():
+    """The main thread's timer slack (the tests call run_point on it)."""
+    return int(Path("/proc/self/timerslack_ns").read_text())
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_point_runs_with_the_least_timer_slack_and_no_cyclic_gc_and_both_come_back(collecting):
+    clock = SimClock()
+    seen = set()
+
+    def wait(runners, timeout_s):
+        seen.add((timer_slack_ns(), gc.isenabled()))
+        return clock.wait(runners, timeout_s)
+
+    slack = timer_slack_ns()
+    assert slack > 1  # the kernel's default (50 us)
+    (gc.enable if collecting else gc.disable)()
+    try:
+        run_point(point(LoadShape("open", rate=10, arrivals="constant"), Phases(duration_s=1)),
+                  [SimRunner(clock, Script(0.05))], clock=clock, wait=wait)
+        assert seen == {(1, False)}
+        assert (timer_slack_ns(), gc.isenabled()) == (slack, collecting)
+    finally:
+        gc.enable()
+
+
 def test_a_later_t0_is_waited_for():
     clock = SimClock()
     runner = SimRunner(clock, Script(0.1))
@@ -205,3 +255,15 @@ def test_a_real_runner_that_dies_is_read_as_failed():
     assert [r.status for r in reply.requests] == [FAILED, NOT_RUN]  # the user's next request: no runner left
     assert reply.requests[0].error == "runner 0 failed: runner exited with code 3"
     assert 150_000_000 < reply.requests[0].end_ns < 1_000_000_000
+
+
+def test_a_bug_in_a_runner_handle_is_raised_not_read_as_a_dead_runner():
+    """Only RunnerError and OSError mean a runner is gone; anything else is a bug and must not be swallowed."""
+    class Buggy(SimRunner):
+        def events(self):
+            raise ValueError("a bug")
+
+    clock = SimClock()
+    with pytest.raises(ValueError, match="a bug"):
+        run_point(point(LoadShape("open", rate=1, arrivals="constant"), Phases(duration_s=2)),
+                  [Buggy(clock, Script(0.1))], clock=clock, wait=clock.wait)
