@@ -85,10 +85,15 @@ def latency_figure(by_config: dict[str, list[dict]], path: Path) -> Path:
                        f"{name} {q}" if ax is axes[0] else None,
                        lambda p, c=f"{metric}_{q}": (p[f"{c}_lo_s"], p[f"{c}_hi_s"]), ls)
         _log_if_wide(ax, [p[f"{metric}_{q}_s"] for ps in by_config.values() for p in ps for q in ("p50", "p99")])
+        slos = {p[f"slo_{metric}_s"] for ps in by_config.values() for p in ps if _finite(p[f"slo_{metric}_s"])}
+        for slo in sorted(slos):
+            ax.axhline(slo, color="grey", ls=":", lw=1)
+            ax.annotate(f"SLO {slo * 1e3:g} ms", (0.01, slo), xycoords=("axes fraction", "data"), fontsize=7,
+                        color="grey", va="bottom")
         ax.set(xlabel=AGGREGATE, ylabel=f"{what} (s)", title=f"{what} against throughput")
         ax.grid(alpha=0.3)
     _legend(fig, axes[0], "; solid p50, dashed p99 (none under 300 completions); bars: distribution-free 95 % "
-                          "interval of the percentile")
+                          "interval of the percentile; dotted: the SLO")
     return save(fig, path)
 
 
