@@ -85,6 +85,17 @@ def check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
             raise _unknown_key_error(key, valid, where)
 
 
+def read_settings(toml_text: str | None, overrides: dict | None, valid: tuple[str, ...], where: str) -> dict:
+    """The settings of a TOML text with the CLI's overrides on top (those given, not None), every key checked."""
+    try:
+        data = tomllib.loads(toml_text) if toml_text else {}
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"the configuration is not valid TOML: {error}") from None
+    check_keys(data, valid, where)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return data
+
+
 def parse_int_list(text: str, what: str, allow_zero: bool = False) -> tuple[int, ...]:
     """Parse '1,2,4,8', ranges '1-4' and geometric ranges '1-16*2' into non-negative integers."""
     values: list[int] = []
@@ -214,12 +225,7 @@ def build_config(toml_text: str | None = None, overrides: dict | None = None,
                  base: SweepConfig | None = None) -> SweepConfig:
     """Validate a TOML text and CLI overrides (CLI wins) into a SweepConfig; what neither sets keeps `base`'s
     value (a resumed run's own configuration), or the default."""
-    try:
-        data = tomllib.loads(toml_text) if toml_text else {}
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"the configuration is not valid TOML: {error}") from None
-    check_keys(data, TOP_LEVEL_KEYS, "the configuration")
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    data = read_settings(toml_text, overrides, TOP_LEVEL_KEYS, "the configuration")
     config = base or SweepConfig()
     if "models" in data:
         config = replace(config, models=parse_models(data["models"]))

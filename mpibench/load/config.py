@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 
-from mpibench.config import DEFAULT_MODEL, Canonical, ConfigError, ModelSpec, check_keys, parse_int_list, \
-    parse_models, parse_prompts
+from mpibench.config import DEFAULT_MODEL, Canonical, ConfigError, ModelSpec, parse_int_list, parse_models, \
+    parse_prompts, read_settings
 from mpibench.prompts import Prompt, study_prompts
 from mpibench.protocol import LoadShape, Phases, ServerConfig, Workload
 
@@ -148,12 +147,7 @@ def build_load_config(toml_text: str | None = None, overrides: dict | None = Non
                       base: LoadConfig | None = None) -> LoadConfig:
     """Validate a TOML text and CLI overrides (CLI wins) into a LoadConfig; what neither sets keeps `base`'s value
     (a resumed run's own), or the default."""
-    try:
-        data = tomllib.loads(toml_text) if toml_text else {}
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"the configuration is not valid TOML: {error}") from None
-    check_keys(data, TOP_LEVEL_KEYS, "the load configuration")
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    data = read_settings(toml_text, overrides, TOP_LEVEL_KEYS, "the load configuration")
     config, changes = base or LoadConfig(), {}
     converters = {
         "models": parse_models, "servers": _servers, "prompts": parse_prompts, "rates": _rates,
