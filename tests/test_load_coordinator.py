@@ -85,17 +85,17 @@ class Transport:
 
 
 def run(series, nodes, transport, silence=100.0, replicas=1):
-    stored, clock, made = [], iter(range(0, 10**6, 10)), []
+    stored, clock, indices = [], iter(range(0, 10**6, 10)), iter(range(10**6))
 
-    def make_point(model, server, shape, node, replica):
-        made.append(replica)
-        return a_point(made.count(0) - 1, shape.users, replica, replicas)
+    def make_points(model, server, shape, nodes):
+        index = next(indices)
+        return [a_point(index, shape.users, replica, replicas) for replica in range(len(nodes))]
 
     def store(points, replies):
         stored.append(([p.index for p in points], [r.error for r in replies]))
         return {"point": points[0].index, "users": points[0].shape.users}
 
-    outcome = coordinate_load(series, nodes, replicas, make_point, transport, store, lambda line: None,
+    outcome = coordinate_load(series, nodes, replicas, make_points, transport, store, lambda line: None,
                               lambda job: silence, clock=lambda: next(clock), wall=lambda: WALL,
                               sleep=lambda s: None)
     return outcome, stored

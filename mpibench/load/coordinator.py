@@ -65,12 +65,12 @@ class LoadOutcome:
 
 
 def coordinate_load(series: list[Series], nodes: dict[str, int], replicas: int,
-                    make_point: Callable[..., LoadPoint], transport,
+                    make_points: Callable[..., list[LoadPoint]], transport,
                     store: Callable[[list[LoadPoint], list[LoadPointReply]], dict], say: Callable[[str], None],
                     silence_limit: Callable[[LoadPrepare | LoadPoint], float], clock=time.monotonic, wall=time.time,
                     sleep=time.sleep) -> LoadOutcome:
-    """Run every series to its end. `nodes`: node -> the rank that runs its points; `make_point(model, server,
-    shape, node, replica)` builds a replica of a point; `store(points, replies)` journals a point (its replicas
+    """Run every series to its end. `nodes`: node -> the rank that runs its points; `make_points(model, server,
+    shape, nodes)` builds a point's replicas, one per node given, in order; `store(points, replies)` journals a point (its replicas
     and their replies, in replica order) and returns its measured row; a node silent past `silence_limit(job)`
     seconds after it was sent a job is lost, and the point fails."""
     outcome, backoff = LoadOutcome(), Backoff(longest=POLL_S, sleep=sleep)
@@ -93,10 +93,14 @@ def coordinate_load(series: list[Series], nodes: dict[str, int], replicas: int,
                 free[next(n for n, r in nodes.items() if r == rank)] = rank
 
     def failed_replies(group: Group) -> list[LoadPointReply]:
-        return [LoadPointReply(p.index, hostname=getattr(group.answers.get(rank), "hostname", ""),
-                               error=getattr(group.answers.get(rank), "error", "") or
-                               ("" if rank in group.answers else f"rank {rank} stopped answering"))
-                for rank, p in group.points.items()]
+        """The point's replies when it failed: each replica's reason (its LoadReady's or LoadPointReply's), or that
+        it stopped answering."""
+        replies = []
+        for rank, point in group.points.items():
+            answer = group.answers.get(rank)
+            replies.append(LoadPointReply(point.index, hostname=answer.hostname, error=answer.error) if answer else
+                           LoadPointReply(point.index, error=f"rank {rank} stopped answering"))
+        return replies
 
     def answered(group: Group) -> None:
         """Every replica answered the present phase: start the point, or end it."""
@@ -118,16 +122,15 @@ def coordinate_load(series: list[Series], nodes: dict[str, int], replicas: int,
                 break
             chosen, shape = pick
             taken = list(free.items())[:replicas]
-            points = {rank: make_point(chosen.model, chosen.server, shape, node, replica)
-                      for replica, (node, rank) in enumerate(taken)}
+            made = make_points(chosen.model, chosen.server, shape, [node for node, _ in taken])
+            points = {rank: point for (_, rank), point in zip(taken, made)}
             chosen.running = True
             group = Group(chosen, points, clock())
             for node, rank in taken:
                 del free[node]
                 groups[rank] = group
                 transport.send_job(rank, group.job(rank))
-            first = points[taken[0][1]]
-            say(f"point {first.index}: {chosen.model} {chosen.server.label} under {shape.label} on "
+            say(f"point {made[0].index}: {chosen.model} {chosen.server.label} under {shape.label} on "
                 f"{', '.join(node for node, _ in taken)}")
         if not groups:
             return outcome

@@ -81,12 +81,9 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
             series.append(Series(model, server, shapes, planner, measured))
     next_index = iter(range(max((p.index + 1 for p, _ in done.values()), default=0), 1 << 30))
 
-    indices: dict[tuple, int] = {}  # (model, server, shape) -> the index its replicas share
-
-    def make_point(model, server, shape, node, replica):
-        if replica == 0:
-            indices[model, server, shape] = next(next_index)
-        return plan.point(indices[model, server, shape], model, server, shape, node, replica)
+    def make_points(model, server, shape, nodes):
+        index = next(next_index)
+        return [plan.point(index, model, server, shape, node, replica) for replica, node in enumerate(nodes)]
 
     def store(points, replies) -> dict:
         point = points[0]
@@ -103,7 +100,7 @@ def run_load(world_size: int, facts: list[dict], transport, launch: dict, config
     started = rundir.rank0_clock()
     stop_code, outcome = 0, None
     try:
-        outcome = coordinate_load(series, node_leaders(place), plan.replicas, make_point, transport, store, say,
+        outcome = coordinate_load(series, node_leaders(place), plan.replicas, make_points, transport, store, say,
                                   silence_limit)
         header["status"] = "complete"
     except Interrupted as interrupt:
